@@ -1,0 +1,38 @@
+# Developer entry points. `make test` is what CI runs (.ci/run); `make run` starts a local control plane with the
+# operator and the sample triggers. Both install what they need on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv controlplane test unit cluster lint typecheck bench run clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+controlplane:
+	hack/build-controlplane.sh >/dev/null
+
+test: venv controlplane
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest -q -m "not cluster" $(PYTEST_ARGS)
+
+cluster: venv controlplane
+	$(PY) -m pytest -q -m cluster $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/mypy
+
+bench: venv controlplane
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,73 @@
+"""Framework-neutral HTTP shapes that triggers use to describe their routes.
+
+Triggers never import FastAPI: they return `Route`s whose handlers take an `HttpRequest` and return an
+`HttpResponse`. The serve layer adapts them to the web framework, enforcing `max_body_bytes` while it streams the
+body, so a trigger only ever sees a body that fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["HttpError", "HttpRequest", "HttpResponse", "Route", "error_body", "run_response"]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    """Lower-case header names."""
+    body: bytes
+    path_params: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    body: Mapping[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def error_body(reason: str, message: str) -> dict[str, Any]:
+    """The JSON body of every 4xx/5xx this product returns: a stable machine `reason` and a human `message`."""
+    return {"error": {"reason": reason, "message": message}}
+
+
+def run_response(run: Any, *, created: bool) -> HttpResponse:
+    """The answer to a request that produced a Run: 201 when this request created it, 200 when it already existed."""
+    return HttpResponse(
+        status=201 if created else 200,
+        body={"run": {"name": run.name, "namespace": run.namespace}, "created": created},
+    )
+
+
+class HttpError(Exception):
+    """Raised by a handler to answer with an error status; the serve layer turns it into `error_body`."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    def response(self) -> HttpResponse:
+        return HttpResponse(status=self.status, body=error_body(self.reason, self.message))
+
+
+Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One HTTP endpoint. `path` uses `{name}` placeholders, which arrive in `HttpRequest.path_params`."""
+
+    path: str
+    handler: Handler
+    methods: tuple[str, ...] = ("POST",)
+    name: str | None = None
+    max_body_bytes: int | Callable[[Mapping[str, str]], int] = 1 << 20
+    """A fixed cap, or a function of the path params (per-trigger caps); over it the serve layer answers 413."""

@@ -1,0 +1,32 @@
+"""The trigger API: the `Trigger` protocol, `TriggerEvent`, idempotency keys and the isolating lifecycle dispatch.
+
+Built-in triggers live in `stargraph.triggers.cron`, `.webhook` and `.manual` and are registered through the
+`stargraph.triggers` entry-point group exactly like third-party ones.
+"""
+
+from stargraph.plugin.triggers_dispatcher import DispatchResult, collect_trigger_routes, dispatch_trigger_lifecycle
+from stargraph.triggers.base import IRBase, Trigger
+from stargraph.triggers.events import TriggerEvent
+from stargraph.triggers.keys import (
+    body_sha256,
+    cron_idempotency_key,
+    format_fire_time,
+    manual_idempotency_key,
+    webhook_delivery_idempotency_key,
+    webhook_idempotency_key,
+)
+
+__all__ = [
+    "DispatchResult",
+    "IRBase",
+    "Trigger",
+    "TriggerEvent",
+    "body_sha256",
+    "collect_trigger_routes",
+    "cron_idempotency_key",
+    "dispatch_trigger_lifecycle",
+    "format_fire_time",
+    "manual_idempotency_key",
+    "webhook_delivery_idempotency_key",
+    "webhook_idempotency_key",
+]
