@@ -1,4 +1,4 @@
-"""Time as a dependency: triggers read `now()` and sleep until an instant through a `Clock`, so tests need no waiting."""
+"""Time as a dependency: triggers read `now()` and sleep through a `Clock`, so tests never wait for real."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ class SystemClock:
         return datetime.now(UTC)
 
     async def sleep_until(self, when: datetime) -> None:
-        while (remaining := (when - self.now()).total_seconds()) > 0:
+        # Not an event wait: the loop only guards against waking early after a wall-clock step.
+        while (remaining := (when - self.now()).total_seconds()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(remaining)
 
 
@@ -57,8 +58,13 @@ class ManualClock:
     def sleepers(self) -> int:
         return sum(1 for _, _, waiter in self._sleepers if not waiter.done())
 
+    def jump(self, when: datetime) -> None:
+        """Move time without waking anyone, as if the process had been frozen; the next `advance_to` wakes them late."""
+        self._now = max(self._now, when.astimezone(UTC))
+
     async def advance_to(self, when: datetime) -> None:
         """Move time forward to `when`, waking each sleeper at its own deadline and letting it run before the next."""
+        await _settle()  # tasks created just before this call get to register their first sleep
         while self._sleepers and self._sleepers[0][0] <= when:
             deadline, _, waiter = heapq.heappop(self._sleepers)
             if waiter.done():
@@ -71,6 +77,7 @@ class ManualClock:
 
 
 async def _settle() -> None:
-    # Several loop turns let a woken task emit, re-compute its next deadline and go back to sleep.
-    for _ in range(5):
+    # Enough loop turns for a woken task to hand its event through the scheduler's queue and worker, get the Run
+    # back, compute its next deadline and go back to sleep; each turn costs microseconds.
+    for _ in range(100):
         await asyncio.sleep(0)

@@ -130,14 +130,25 @@ def by_name(results: list[DispatchResult]) -> dict[str, DispatchResult]:
 async def test_raising_and_hanging_plugins_do_not_stop_the_others(hook: str) -> None:
     good = Recorder()
     pm = manager(
-        first=Recorder(), sync_raiser=SyncRaiser(), async_raiser=AsyncRaiser(), async_hanger=AsyncHanger(),
-        sync_hanger=SyncHanger(), good=good,
+        first=Recorder(),
+        sync_raiser=SyncRaiser(),
+        async_raiser=AsyncRaiser(),
+        async_hanger=AsyncHanger(),
+        sync_hanger=SyncHanger(),
+        good=good,
     )
     started = time.monotonic()
     results = await dispatch_trigger_lifecycle(pm, hook, {"scheduler": None}, timeout=0.2)
     elapsed = time.monotonic() - started
 
-    assert [r.plugin_name for r in results] == ["first", "sync_raiser", "async_raiser", "async_hanger", "sync_hanger", "good"]
+    assert [r.plugin_name for r in results] == [
+        "first",
+        "sync_raiser",
+        "async_raiser",
+        "async_hanger",
+        "sync_hanger",
+        "good",
+    ]
     outcome = by_name(results)
     assert outcome["good"].success and outcome["first"].success
     assert good.calls and good.calls[-1].startswith(hook.removeprefix("trigger_"))

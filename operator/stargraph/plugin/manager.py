@@ -38,7 +38,7 @@ log = structlog.get_logger("stargraph.plugin.triggers")
 
 
 class TriggerHooks:
-    """Adapts a `Trigger` (init/start/stop/routes) to the pluggy hooks; each call keeps the trigger's sync/async nature."""
+    """Adapts a `Trigger` (init/start/stop/routes) to the pluggy hooks, keeping each method sync or async."""
 
     def __init__(self, trigger: Trigger) -> None:
         self.trigger = trigger

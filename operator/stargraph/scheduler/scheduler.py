@@ -1,0 +1,190 @@
+"""The scheduler: a queue of TriggerEvents, deduplicated by idempotency key, drained by a fixed pool of workers.
+
+Dedupe happens twice before anything is created: against the sink's index of known Runs (cheap, in memory, on the
+caller's task — the redelivery path never touches the queue), and against creations already in flight (the second
+caller awaits the first one's result). The sink's own idempotent create settles whatever races remain (another
+replica, an index that lags). Transient sink errors are retried with backoff; a caller that still gets an error
+can retry the fire (a webhook sender will), because nothing half-done is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from prometheus_client import Counter
+
+from stargraph.clock import Clock, SystemClock
+from stargraph.metrics import Metrics
+from stargraph.scheduler.sinks import PermanentSinkError, RunSink, SubmitResult
+from stargraph.triggers.events import TriggerEvent
+
+__all__ = ["RetryPolicy", "Scheduler", "SchedulerStopped"]
+
+log = structlog.get_logger("stargraph.scheduler")
+
+
+class SchedulerStopped(RuntimeError):
+    """The scheduler no longer accepts events (shutting down)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 5
+    first_delay: float = 0.1
+    max_delay: float = 2.0
+
+    def delays(self) -> list[float]:
+        return [min(self.first_delay * 2**i, self.max_delay) for i in range(self.attempts - 1)]
+
+
+def _source(event: TriggerEvent) -> str:
+    return event.trigger_id.partition(":")[0] or "unknown"
+
+
+_Job = tuple[TriggerEvent, "asyncio.Future[SubmitResult]"]
+
+
+class _Labelled(dict[str, Counter]):
+    """Counter children by label value, created on first use."""
+
+    def __init__(self, parent: Counter) -> None:
+        super().__init__()
+        self._parent = parent
+
+    def __missing__(self, label: str) -> Counter:
+        child = self[label] = self._parent.labels(label)
+        return child
+
+
+class Scheduler:
+    def __init__(
+        self,
+        sink: RunSink,
+        *,
+        metrics: Metrics | None = None,
+        clock: Clock | None = None,
+        workers: int = 64,
+        retry: RetryPolicy = RetryPolicy(),
+        on_result: Callable[[TriggerEvent, SubmitResult], None] | None = None,
+    ) -> None:
+        self.sink = sink
+        self.metrics = metrics or Metrics()
+        self.clock: Clock = clock or SystemClock()
+        self._workers_wanted = workers
+        self._retry = retry
+        self._on_result = on_result
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._inflight: dict[str, asyncio.Future[SubmitResult]] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._accepting = False
+        # Label lookups cost a lock and a dict probe each; the duplicate path is hot enough to keep them bound.
+        self._fires = _Labelled(self.metrics.fires)
+        self._index_dedupes = self.metrics.dedupes.labels("index")
+
+    @property
+    def running(self) -> bool:
+        return self._accepting
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    async def start(self) -> None:
+        if self._workers:
+            return
+        self._accepting = True
+        self._workers = [asyncio.create_task(self._work(), name=f"scheduler-{i}") for i in range(self._workers_wanted)]
+
+    async def stop(self, *, timeout: float = 30.0) -> None:
+        """Stop accepting, finish the creations already queued (up to `timeout`), then stop the workers."""
+        self._accepting = False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout)
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+        for future in self._inflight.values():
+            if not future.done():
+                future.set_exception(SchedulerStopped("scheduler stopped before the Run was created"))
+        self._inflight.clear()
+
+    def known(self, idempotency_key: str, *, source: str) -> SubmitResult | None:
+        """The Run already recorded for this key, counted as a dedupe; lets a caller skip building the event."""
+        run = self.sink.lookup(idempotency_key)
+        if run is None:
+            return None
+        self._fires[source].inc()
+        self._index_dedupes.inc()
+        return SubmitResult(run=run, created=False)
+
+    async def submit(self, event: TriggerEvent) -> SubmitResult:
+        """Turn `event` into its Run and return it; concurrent and repeated submissions of one key share one Run."""
+        key = event.idempotency_key
+        known = self.known(key, source=_source(event))
+        if known is not None:
+            return known
+        self._fires[_source(event)].inc()
+        pending = self._inflight.get(key)
+        if pending is not None:
+            self.metrics.dedupes.labels("inflight").inc()
+            result = await asyncio.shield(pending)
+            return SubmitResult(run=result.run, created=False)
+        if not self._accepting:
+            raise SchedulerStopped("scheduler is not accepting events")
+        future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        self._queue.put_nowait((event, future))
+        # Shielded: a caller that goes away (client disconnect) must not cancel a creation others may be awaiting.
+        return await asyncio.shield(future)
+
+    async def _work(self) -> None:
+        while True:
+            event, future = await self._queue.get()
+            try:
+                result = await self._create(event)
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+            else:
+                if not future.done():
+                    future.set_result(result)
+                if self._on_result is not None:
+                    self._on_result(event, result)
+            finally:
+                self._inflight.pop(event.idempotency_key, None)
+                self._queue.task_done()
+            # Nobody may be awaiting (the caller went away); retrieve the exception so asyncio does not warn.
+            if future.done() and not future.cancelled():
+                future.exception()
+
+    async def _create(self, event: TriggerEvent) -> SubmitResult:
+        source = _source(event)
+        delays = self._retry.delays()
+        for attempt in range(len(delays) + 1):
+            try:
+                result = await self.sink.create(event)
+            except PermanentSinkError:
+                self.metrics.create_errors.labels(source).inc()
+                raise
+            except Exception as exc:
+                self.metrics.create_errors.labels(source).inc()
+                if attempt == len(delays):
+                    raise
+                log.warning(
+                    "run create failed; retrying", trigger_id=event.trigger_id, attempt=attempt + 1, error=repr(exc)
+                )
+                await asyncio.sleep(delays[attempt])
+                continue
+            if result.created:
+                self.metrics.runs_created.labels(source).inc()
+                lag = (self.clock.now() - event.scheduled_fire).total_seconds()
+                self.metrics.scheduler_lag.labels(source).observe(max(lag, 0.0))
+            else:
+                self.metrics.dedupes.labels("sink").inc()
+            return result
+        raise AssertionError("unreachable")

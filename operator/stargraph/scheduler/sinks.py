@@ -1,0 +1,88 @@
+"""Where Runs go: the `RunSink` interface the scheduler writes through, and an in-memory sink.
+
+A sink owns the durable truth about Runs. `lookup` answers from an index the sink keeps current (for Kubernetes,
+from a watch) and must be cheap; `create` must itself be idempotent, because the index can lag: the Kubernetes
+sink relies on deterministic names and the apiserver's 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from stargraph.runs import run_name
+from stargraph.triggers.events import TriggerEvent
+
+__all__ = ["InMemoryRunSink", "PermanentSinkError", "RunRef", "RunSink", "SubmitResult", "payload_sha256"]
+
+
+def payload_sha256(payload: dict[str, Any]) -> str:
+    """Fingerprint of an event payload (canonical JSON), kept on the Run to tell a replay from a different request."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class RunRef:
+    name: str
+    namespace: str
+    idempotency_key: str
+    trigger_id: str
+    payload_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    run: RunRef
+    created: bool
+    """False when the event matched a Run that already existed or was being created."""
+
+
+class PermanentSinkError(Exception):
+    """A create that retrying cannot fix (invalid object, name owned by something else); not retried."""
+
+
+class RunSink(Protocol):
+    def lookup(self, idempotency_key: str) -> RunRef | None:
+        """The Run already known for this key, from memory; never does I/O."""
+        ...
+
+    async def create(self, event: TriggerEvent) -> SubmitResult:
+        """Create the Run for `event`, or return the existing one (`created=False`) if it already exists."""
+        ...
+
+
+def namespace_of(trigger_id: str) -> tuple[str, str]:
+    """Split `<source>:<namespace>/<name>` into (namespace, name); ids without a namespace live in `default`."""
+    _, _, qualified = trigger_id.partition(":")
+    namespace, _, name = qualified.rpartition("/")
+    return namespace or "default", name or qualified
+
+
+class InMemoryRunSink:
+    """A sink that keeps Runs in a dict: for unit tests, benchmarks and running the triggers without a cluster."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, RunRef] = {}
+        self.events: dict[str, TriggerEvent] = {}
+
+    def lookup(self, idempotency_key: str) -> RunRef | None:
+        return self.runs.get(idempotency_key)
+
+    async def create(self, event: TriggerEvent) -> SubmitResult:
+        existing = self.runs.get(event.idempotency_key)
+        if existing is not None:
+            return SubmitResult(run=existing, created=False)
+        namespace, trigger_name = namespace_of(event.trigger_id)
+        ref = RunRef(
+            name=run_name(trigger_name=trigger_name, idempotency_key=event.idempotency_key),
+            namespace=namespace,
+            idempotency_key=event.idempotency_key,
+            trigger_id=event.trigger_id,
+            payload_sha256=payload_sha256(event.payload),
+        )
+        self.runs[event.idempotency_key] = ref
+        self.events[event.idempotency_key] = event
+        return SubmitResult(run=ref, created=True)

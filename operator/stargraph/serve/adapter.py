@@ -1,0 +1,64 @@
+"""Adapting framework-neutral `stargraph.http.Route`s to Starlette, with the body cap enforced while streaming."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route as StarletteRoute
+
+from stargraph.http import HttpError, HttpRequest, HttpResponse, Route
+
+__all__ = ["json_response", "to_starlette"]
+
+
+def json_response(response: HttpResponse) -> Response:
+    return JSONResponse(dict(response.body), status_code=response.status, headers=dict(response.headers))
+
+
+def _too_large(cap: int) -> HttpError:
+    return HttpError(413, "payload_too_large", f"the body exceeds this endpoint's limit of {cap} bytes")
+
+
+async def _read_capped(request: Request, cap: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > cap:
+                raise _too_large(cap)
+        except ValueError as exc:
+            raise HttpError(400, "malformed_content_length", "Content-Length is not an integer") from exc
+    # Chunked or lying clients: count while streaming and stop reading at the cap.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > cap:
+            raise _too_large(cap)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def to_starlette(route: Route) -> StarletteRoute:
+    async def endpoint(request: Request) -> Response:
+        params = {key: str(value) for key, value in request.path_params.items()}
+        cap = route.max_body_bytes(params) if callable(route.max_body_bytes) else route.max_body_bytes
+        try:
+            body = await _read_capped(request, cap)
+        except HttpError as exc:
+            return json_response(exc.response())
+        scope = request.scope
+        # Straight from the ASGI scope: building Starlette's URL and query objects costs more than the handler.
+        neutral = HttpRequest(
+            method=scope["method"],
+            path=scope["path"],
+            headers={key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]},
+            body=body,
+            path_params=params,
+            query=dict(request.query_params) if scope.get("query_string") else {},
+        )
+        try:
+            return json_response(await route.handler(neutral))
+        except HttpError as exc:
+            return json_response(exc.response())
+
+    return StarletteRoute(route.path, endpoint, methods=list(route.methods), name=route.name)

@@ -1,0 +1,134 @@
+"""`create_app()`: the FastAPI application that hosts the triggers.
+
+Nothing is built at import time. The lifespan discovers the trigger plugins, starts the scheduler, dispatches
+`trigger_init` and `trigger_start` (isolated: a failing plugin is reported in `/readyz`, the others serve), mounts
+the routes the plugins return, and at shutdown dispatches `trigger_stop` and lets the scheduler finish the Runs
+already being created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from stargraph.clock import Clock, SystemClock
+from stargraph.http import error_body
+from stargraph.metrics import Metrics
+from stargraph.plugin import (
+    DispatchResult,
+    collect_trigger_routes,
+    dispatch_trigger_lifecycle,
+    load_trigger_plugins,
+    new_plugin_manager,
+)
+from stargraph.scheduler import InMemoryRunSink, RunSink, Scheduler
+from stargraph.serve.adapter import to_starlette
+
+__all__ = ["AppState", "create_app"]
+
+log = structlog.get_logger("stargraph.serve")
+
+
+@dataclass
+class AppState:
+    """What the running app holds; reachable as `app.state.stargraph`."""
+
+    scheduler: Scheduler
+    metrics: Metrics
+    pm: pluggy.PluginManager
+    ready: bool = False
+    plugins: dict[str, str] = field(default_factory=dict)
+    """Plugin name → "ok" or the error of its last failed lifecycle call."""
+
+    def record(self, results: Iterable[DispatchResult], hook: str) -> None:
+        for outcome in results:
+            if outcome.success:
+                self.plugins.setdefault(outcome.plugin_name, "ok")
+            else:
+                self.plugins[outcome.plugin_name] = f"{hook}: {outcome.error!r}"
+
+
+def create_app(
+    *,
+    sink: RunSink | None = None,
+    pm: pluggy.PluginManager | None = None,
+    plugins: Iterable[str] | None = None,
+    deps: Mapping[str, Any] | None = None,
+    clock: Clock | None = None,
+    metrics: Metrics | None = None,
+    scheduler_workers: int = 64,
+    stop_timeout: float = 10.0,
+) -> FastAPI:
+    """Build the app. `plugins` limits discovery to those entry-point names; `pm` replaces discovery altogether.
+
+    `deps` is merged into what every trigger's `init` receives (`cron_specs`, `webhook_specs`, `authorizer`, ...).
+    """
+    metrics = metrics or Metrics()
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        manager = pm or new_plugin_manager()
+        if pm is None:
+            load_trigger_plugins(manager, only=plugins)
+        scheduler = Scheduler(sink or InMemoryRunSink(), metrics=metrics, clock=clock, workers=scheduler_workers)
+        state = AppState(scheduler=scheduler, metrics=metrics, pm=manager)
+        app.state.stargraph = state
+        await scheduler.start()
+        all_deps = {"scheduler": scheduler, "clock": clock, "metrics": metrics, **(deps or {})}
+        initialised = await dispatch_trigger_lifecycle(manager, "trigger_init", all_deps)
+        state.record(initialised, "trigger_init")
+        state.record(await dispatch_trigger_lifecycle(manager, "trigger_start"), "trigger_start")
+        route_results = await collect_trigger_routes(manager)
+        state.record(route_results, "trigger_routes")
+        for outcome in route_results:
+            for route in outcome.result or ():
+                app.router.routes.append(to_starlette(route))
+        state.ready = True
+        log.info("serving", plugins=state.plugins)
+        try:
+            yield
+        finally:
+            state.ready = False
+            state.record(
+                await dispatch_trigger_lifecycle(manager, "trigger_stop", timeout=stop_timeout), "trigger_stop"
+            )
+            await scheduler.stop(timeout=stop_timeout)
+
+    app = FastAPI(title="stargraph", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(reason, str(exc.detail)), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body("invalid_request", str(exc.errors())), status_code=400)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz(request: Request) -> JSONResponse:
+        state: AppState | None = getattr(request.app.state, "stargraph", None)
+        ready = state is not None and state.ready and state.scheduler.running
+        body = {"status": "ready" if ready else "not ready", "plugins": state.plugins if state else {}}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,86 @@
+"""Cron expressions as pure functions: validation, the next fire, and every fire in a window.
+
+Expressions are cronsim's: five fields, or six with seconds first. They are read in an IANA time zone and every
+instant returned is UTC.
+
+Daylight saving time follows Debian cron, which cronsim implements:
+- a wall-clock time skipped by a spring-forward transition fires once, at the first valid instant after the gap
+  (`30 2 * * *` in Europe/Berlin on 2026-03-29 fires at 03:00 CEST);
+- a fixed wall-clock time repeated by a fall-back transition fires once, at its first occurrence
+  (`30 2 * * *` on 2026-10-25 fires at 02:30 CEST, not again at 02:30 CET);
+- schedules with a wildcard or step in the hour or minute field fire in both occurrences of the repeated hour
+  (`*/30 * * * *` fires at 02:00 and 02:30 CEST, then 02:00 and 02:30 CET), since each is a distinct instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+
+__all__ = ["CronSchedule", "ScheduleError", "fire_times"]
+
+
+class ScheduleError(ValueError):
+    """A schedule or time zone that cannot be used; `field` names the offending spec field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _load_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ScheduleError(
+            "timeZone", f"unknown time zone {name!r} (expected an IANA name such as Europe/Berlin)"
+        ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class CronSchedule:
+    expression: str
+    zone: ZoneInfo
+
+    @classmethod
+    def parse(cls, expression: str, time_zone: str = "UTC") -> CronSchedule:
+        zone = _load_zone(time_zone)
+        fields = expression.split()
+        if len(fields) not in (5, 6):
+            raise ScheduleError(
+                "schedule", f"{expression!r} has {len(fields)} fields; expected 5, or 6 with seconds first"
+            )
+        try:
+            CronSim(expression, datetime(2000, 1, 1, tzinfo=zone))
+        except CronSimError as exc:
+            raise ScheduleError("schedule", f"{expression!r} is not a valid cron expression: {exc}") from exc
+        return cls(expression=" ".join(fields), zone=zone)
+
+    def next_after(self, after: datetime) -> datetime:
+        """The first fire strictly after `after`, in UTC."""
+        return next(self.fires_after(after))
+
+    def explain(self) -> str:
+        """The schedule in words, e.g. "At 09:00 on Monday through Friday"."""
+        return str(CronSim(self.expression, datetime(2000, 1, 1, tzinfo=self.zone)).explain())
+
+    def fires_after(self, after: datetime) -> Iterator[datetime]:
+        """Every fire strictly after `after`, in UTC, lazily."""
+        if after.tzinfo is None:
+            raise ValueError("after must be timezone-aware")
+        return (fire.astimezone(UTC) for fire in CronSim(self.expression, after.astimezone(self.zone)))
+
+
+def fire_times(schedule: CronSchedule, *, start: datetime, end: datetime, limit: int | None = None) -> list[datetime]:
+    """Every fire in the half-open window (`start`, `end`], oldest first, at most `limit` of them (the oldest)."""
+    fires: list[datetime] = []
+    for fire in schedule.fires_after(start):
+        if fire > end or (limit is not None and len(fires) >= limit):
+            break
+        fires.append(fire)
+    return fires

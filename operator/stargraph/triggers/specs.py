@@ -1,0 +1,60 @@
+"""The trigger-level specs the built-in plugins run from (already validated; the operator maps its CRDs onto them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from stargraph.triggers.base import IRBase
+from stargraph.triggers.signatures import SignatureScheme
+
+__all__ = ["CronSpec", "WebhookSpec", "trigger_id"]
+
+
+def trigger_id(source: str, namespace: str, name: str) -> str:
+    return f"{source}:{namespace}/{name}"
+
+
+class _Named(IRBase):
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    namespace: str = Field(default="default", min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    payload: dict[str, Any] = {}
+    """Copied into every event this trigger emits (the Run template: graph, params, ...)."""
+
+
+class CronSpec(_Named):
+    schedule: str
+    time_zone: str = "UTC"
+    suspend: bool = False
+    starting_deadline_seconds: int | None = Field(default=None, ge=0)
+    """A fire found later than this (the process was stalled) is skipped and counted as missed."""
+
+    @property
+    def trigger_id(self) -> str:
+        return trigger_id("cron", self.namespace, self.name)
+
+
+class WebhookSpec(_Named):
+    scheme: SignatureScheme = SignatureScheme.HMAC_SHA256
+    secrets: tuple[str, ...] = Field(min_length=1)
+    """Raw secrets, several during a rotation; any one of them verifies a delivery."""
+    signature_header: str = "x-signature-256"
+    tolerance_seconds: int = Field(default=300, ge=1)
+    max_body_bytes: int = Field(default=1 << 20, ge=1, le=64 << 20)
+    content_types: tuple[str, ...] = ("application/json",)
+    key_on_delivery_id: bool = False
+    """Key deliveries on the sender's delivery id when present, instead of the body hash."""
+
+    @field_validator("signature_header")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @property
+    def trigger_id(self) -> str:
+        return trigger_id("webhook", self.namespace, self.name)
+
+    @property
+    def path(self) -> str:
+        return f"/v1/hooks/{self.namespace}/{self.name}"

@@ -1,0 +1,133 @@
+"""The webhook trigger: `POST /v1/hooks/{namespace}/{name}`, verified over the raw body before anything is parsed.
+
+Order of checks, each answered with a JSON error: unknown trigger 404, wrong content type 415, body over the
+trigger's cap 413 (enforced while the serve layer streams it, before the whole body is read or hashed), signature
+400/401. Only then is the key computed and the event submitted; the answer (201 created, 200 for a redelivery)
+names the Run and is sent only after the Run exists, so a sender that retries after any failure is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stargraph.clock import Clock, SystemClock
+from stargraph.http import HttpError, HttpRequest, HttpResponse, Route, run_response
+from stargraph.metrics import Metrics
+from stargraph.scheduler import Scheduler, SchedulerStopped
+from stargraph.triggers.events import TriggerEvent
+from stargraph.triggers.keys import body_sha256, webhook_delivery_idempotency_key, webhook_idempotency_key
+from stargraph.triggers.signatures import SignatureError, parse_secret, verify
+from stargraph.triggers.specs import WebhookSpec
+
+__all__ = ["HOOK_PATH", "WebhookTriggerPlugin"]
+
+HOOK_PATH = "/v1/hooks/{namespace}/{name}"
+_DEFAULT_MAX_BODY = 1 << 20
+
+
+class _Armed:
+    """A spec with its secrets decoded once, at apply time rather than per delivery."""
+
+    __slots__ = ("keys", "spec")
+
+    def __init__(self, spec: WebhookSpec) -> None:
+        self.spec = spec
+        self.keys = tuple(parse_secret(spec.scheme, secret) for secret in spec.secrets)
+
+
+class WebhookTriggerPlugin:
+    """Built-in trigger for signed HTTP deliveries; `apply` and `remove` change the set of specs while it runs."""
+
+    def __init__(self) -> None:
+        self._scheduler: Scheduler | None = None
+        self._clock: Clock = SystemClock()
+        self._metrics = Metrics()
+        self._specs: dict[tuple[str, str], _Armed] = {}
+
+    def init(self, deps: Mapping[str, Any]) -> None:
+        self._scheduler = deps["scheduler"]
+        self._clock = deps.get("clock") or self._scheduler.clock
+        self._metrics = deps.get("metrics") or self._scheduler.metrics
+        for spec in deps.get("webhook_specs", ()):
+            self.apply(spec)
+
+    def start(self) -> None:
+        """Nothing to start: deliveries arrive through the routes."""
+
+    def stop(self) -> None:
+        """Nothing to drain here: in-flight deliveries are awaited by the serve layer and the scheduler."""
+
+    def routes(self) -> Sequence[Route]:
+        return (Route(path=HOOK_PATH, handler=self.handle, name="webhook", max_body_bytes=self._body_cap),)
+
+    def apply(self, spec: WebhookSpec) -> None:
+        """Add or replace a spec; raises `ValueError` for a secret that cannot be decoded."""
+        self._specs[(spec.namespace, spec.name)] = _Armed(spec)
+
+    def remove(self, namespace: str, name: str) -> None:
+        self._specs.pop((namespace, name), None)
+
+    def _body_cap(self, path_params: Mapping[str, str]) -> int:
+        armed = self._specs.get((path_params.get("namespace", ""), path_params.get("name", "")))
+        return armed.spec.max_body_bytes if armed else _DEFAULT_MAX_BODY
+
+    def _reject(self, status: int, reason: str, message: str) -> HttpError:
+        self._metrics.webhook_rejects.labels(reason).inc()
+        return HttpError(status, reason, message)
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        try:
+            return await self._handle(request)
+        except HttpError as exc:
+            return exc.response()
+
+    async def _handle(self, request: HttpRequest) -> HttpResponse:
+        assert self._scheduler is not None, "init() must run first"
+        namespace, name = request.path_params.get("namespace", ""), request.path_params.get("name", "")
+        armed = self._specs.get((namespace, name))
+        if armed is None:
+            raise self._reject(404, "unknown_trigger", f"no WebhookTrigger {namespace}/{name}")
+        spec = armed.spec
+        content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if content_type not in spec.content_types:
+            raise self._reject(
+                415,
+                "unsupported_media_type",
+                f"content type {content_type or '(none)'!r}; expected one of {list(spec.content_types)}",
+            )
+        try:
+            verification = verify(
+                scheme=spec.scheme,
+                keys=armed.keys,
+                headers=request.headers,
+                body=request.body,
+                now=self._clock.now(),
+                tolerance_seconds=spec.tolerance_seconds,
+                signature_header=spec.signature_header,
+            )
+        except SignatureError as exc:
+            raise self._reject(exc.status, exc.reason, exc.message) from exc
+        body_hash = body_sha256(request.body)
+        if spec.key_on_delivery_id and verification.delivery_id:
+            key = webhook_delivery_idempotency_key(spec.trigger_id, verification.delivery_id)
+        else:
+            key = webhook_idempotency_key(spec.trigger_id, body_hash)
+        known = self._scheduler.known(key, source="webhook")
+        if known is not None:
+            return run_response(known.run, created=False)
+        event = TriggerEvent(
+            trigger_id=spec.trigger_id,
+            scheduled_fire=self._clock.now(),
+            idempotency_key=key,
+            payload={**spec.payload, "delivery": {"id": verification.delivery_id, "bodySha256": body_hash}},
+        )
+        try:
+            result = await self._scheduler.submit(event)
+        except SchedulerStopped as exc:
+            raise HttpError(503, "shutting_down", "the operator is shutting down; retry the delivery") from exc
+        except Exception as exc:
+            raise HttpError(
+                503, "run_not_created", f"the Run could not be created ({type(exc).__name__}); retry the delivery"
+            ) from exc
+        return run_response(result.run, created=result.created)

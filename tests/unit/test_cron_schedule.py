@@ -1,0 +1,101 @@
+"""Cron fire times, including real daylight-saving transitions in a northern and a southern zone."""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError, fire_times
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def fires(expression: str, zone: str, start_local: datetime, count: int) -> list[datetime]:
+    schedule = CronSchedule.parse(expression, zone)
+    iterator = schedule.fires_after(start_local.replace(tzinfo=ZoneInfo(zone)))
+    return [next(iterator) for _ in range(count)]
+
+
+def test_five_and_six_field_expressions() -> None:
+    start = utc(2026, 1, 1)
+    assert fires("*/15 * * * *", "UTC", start.replace(tzinfo=None), 2) == [
+        utc(2026, 1, 1, 0, 15),
+        utc(2026, 1, 1, 0, 30),
+    ]
+    # Six fields: seconds come first.
+    assert fires("*/20 * * * * *", "UTC", start.replace(tzinfo=None), 3) == [
+        utc(2026, 1, 1, 0, 0, 20),
+        utc(2026, 1, 1, 0, 0, 40),
+        utc(2026, 1, 1, 0, 1, 0),
+    ]
+
+
+def test_time_zone_is_honoured() -> None:
+    assert fires("0 9 * * *", "America/New_York", datetime(2026, 1, 5), 1) == [utc(2026, 1, 5, 14)]
+
+
+class TestEuropeBerlin:
+    """CET/CEST: spring forward 2026-03-29 02:00→03:00, fall back 2026-10-25 03:00→02:00."""
+
+    def test_skipped_wall_time_fires_once_right_after_the_gap(self) -> None:
+        assert fires("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 28, 12), 2) == [
+            utc(2026, 3, 29, 1, 0),  # 03:00 CEST: 02:30 does not exist that night
+            utc(2026, 3, 30, 0, 30),
+        ]
+
+    def test_repeated_wall_time_fires_once(self) -> None:
+        assert fires("30 2 * * *", "Europe/Berlin", datetime(2026, 10, 24, 12), 2) == [
+            utc(2026, 10, 25, 0, 30),  # the first 02:30 (CEST) only
+            utc(2026, 10, 26, 1, 30),
+        ]
+
+    def test_interval_schedule_keeps_its_rhythm_through_the_repeated_hour(self) -> None:
+        got = fires("*/30 * * * *", "Europe/Berlin", datetime(2026, 10, 25, 1, 40), 5)
+        assert got == [utc(2026, 10, 25, 0, 0) + timedelta(minutes=30 * i) for i in range(5)]
+
+
+class TestAustraliaSydney:
+    """AEST/AEDT (southern hemisphere): fall back 2026-04-05 03:00→02:00, spring forward 2026-10-04 02:00→03:00."""
+
+    def test_skipped_wall_time_fires_once_right_after_the_gap(self) -> None:
+        assert fires("30 2 * * *", "Australia/Sydney", datetime(2026, 10, 3, 12), 2) == [
+            utc(2026, 10, 3, 16, 0),  # 03:00 AEDT
+            utc(2026, 10, 4, 15, 30),
+        ]
+
+    def test_repeated_wall_time_fires_once(self) -> None:
+        assert fires("30 2 * * *", "Australia/Sydney", datetime(2026, 4, 4, 12), 2) == [
+            utc(2026, 4, 4, 15, 30),  # 02:30 AEDT, the first occurrence
+            utc(2026, 4, 5, 16, 30),  # the next day, AEST
+        ]
+
+
+def test_fire_times_window_is_half_open_and_capped() -> None:
+    schedule = CronSchedule.parse("0 * * * *")
+    window = fire_times(schedule, start=utc(2026, 1, 1, 0), end=utc(2026, 1, 1, 3))
+    assert window == [utc(2026, 1, 1, 1), utc(2026, 1, 1, 2), utc(2026, 1, 1, 3)]
+    assert fire_times(schedule, start=utc(2026, 1, 1, 0), end=utc(2026, 1, 1, 3), limit=2) == window[:2]
+    assert fire_times(schedule, start=utc(2026, 1, 1, 0), end=utc(2026, 1, 1, 0, 59)) == []
+
+
+def test_explain_describes_the_schedule() -> None:
+    assert CronSchedule.parse("0 9 * * 1-5").explain() == "At 09:00 on Monday through Friday"
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone", "field", "fragment"),
+    [
+        ("61 * * * *", "UTC", "schedule", "not a valid cron expression"),
+        ("* * *", "UTC", "schedule", "3 fields"),
+        ("* * * * * * *", "UTC", "schedule", "7 fields"),
+        ("*/5 * * * *", "Mars/Olympus_Mons", "timeZone", "unknown time zone"),
+        ("*/5 * * * *", "../../etc/passwd", "timeZone", "unknown time zone"),
+    ],
+)
+def test_invalid_input_names_the_field(expression: str, zone: str, field: str, fragment: str) -> None:
+    with pytest.raises(ScheduleError) as caught:
+        CronSchedule.parse(expression, zone)
+    assert caught.value.field == field
+    assert fragment in str(caught.value)

@@ -1,0 +1,112 @@
+"""The cron trigger's tasks, driven by a manual clock: no real waiting, no polling."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from stargraph.clock import ManualClock
+from stargraph.scheduler import InMemoryRunSink, Scheduler
+from stargraph.triggers import cron_idempotency_key
+from stargraph.triggers.cron import CronTriggerPlugin
+from stargraph.triggers.cron_schedule import ScheduleError
+from stargraph.triggers.specs import CronSpec
+
+START = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.clock = ManualClock(START)
+        self.sink = InMemoryRunSink()
+        self.scheduler = Scheduler(self.sink, clock=self.clock)
+        self.cron = CronTriggerPlugin()
+
+    def fires(self, name: str = "every-ten") -> list[datetime]:
+        return sorted(e.scheduled_fire for e in self.sink.events.values() if e.trigger_id == f"cron:default/{name}")
+
+
+@pytest.fixture
+async def h() -> AsyncIterator[Harness]:
+    harness = Harness()
+    await harness.scheduler.start()
+    yield harness
+    await harness.cron.stop()
+    await harness.scheduler.stop()
+
+
+def spec(name: str = "every-ten", schedule: str = "*/10 * * * * *", **fields: object) -> CronSpec:
+    return CronSpec.model_validate({"name": name, "schedule": schedule, **fields})
+
+
+async def start(h: Harness, *specs: CronSpec) -> None:
+    h.cron.init({"scheduler": h.scheduler, "cron_specs": specs})
+    await h.cron.start()
+
+
+async def test_one_event_per_nominal_fire_with_its_key(h: Harness) -> None:
+    await start(h, spec(payload={"graph": "g"}))
+    await h.clock.advance_to(START + timedelta(seconds=35))
+    assert h.fires() == [START + timedelta(seconds=s) for s in (10, 20, 30)]
+    event = next(iter(h.sink.events.values()))
+    assert event.idempotency_key == cron_idempotency_key("cron:default/every-ten", event.scheduled_fire)
+    assert event.payload == {"graph": "g"}
+
+
+async def test_each_task_sleeps_until_its_next_fire(h: Harness) -> None:
+    await start(h, spec(), spec("hourly", "0 * * * *"))
+    await h.clock.advance_to(START)
+    # One sleeper per spec, parked on the exact next fire: nothing wakes up in between to poll.
+    assert h.clock.sleepers == 2
+    assert sorted(deadline for deadline, _, w in h.clock._sleepers if not w.done()) == [
+        START + timedelta(seconds=10),
+        START + timedelta(hours=1),
+    ]
+
+
+async def test_spec_edit_takes_effect_without_firing_the_skipped_slot(h: Harness) -> None:
+    await start(h, spec(schedule="0 * * * *"))
+    await h.clock.advance_to(START + timedelta(minutes=59, seconds=30))
+    h.cron.apply(spec(schedule="*/10 * * * * *"))
+    await h.clock.advance_to(START + timedelta(hours=1, seconds=5))
+    # The old schedule's 01:00:00 slot is not fired; the new schedule starts from the moment of the edit.
+    assert h.fires() == [START + timedelta(minutes=59, seconds=40 + 10 * i) for i in range(3)]
+
+
+async def test_remove_and_suspend_stop_firing(h: Harness) -> None:
+    await start(h, spec(), spec("paused", suspend=True))
+    assert h.cron.active == 1 and h.cron.next_fire("cron:default/paused") is None
+    await h.clock.advance_to(START + timedelta(seconds=10))
+    h.cron.remove("cron:default/every-ten")
+    await h.clock.advance_to(START + timedelta(minutes=5))
+    assert h.fires() == [START + timedelta(seconds=10)]
+    assert h.fires("paused") == []
+
+
+async def test_fire_later_than_the_starting_deadline_is_missed_not_created(h: Harness) -> None:
+    await start(h, spec(starting_deadline_seconds=5))
+    await h.clock.advance_to(START)
+    h.clock.jump(START + timedelta(seconds=32))
+    await h.clock.advance_to(START + timedelta(seconds=32))
+    assert h.fires() == [START + timedelta(seconds=30)]
+    assert h.scheduler.metrics.missed._value.get() == 2
+
+
+async def test_stop_cancels_every_task(h: Harness) -> None:
+    await start(h, spec(), spec("other"))
+    await h.cron.stop()
+    await h.clock.advance_to(START + timedelta(minutes=1))
+    assert h.cron.active == 0 and h.fires() == []
+
+
+def test_invalid_spec_is_rejected_at_apply() -> None:
+    cron = CronTriggerPlugin()
+    with pytest.raises(ScheduleError) as caught:
+        cron.apply(spec(time_zone="Nowhere/Land"))
+    assert caught.value.field == "timeZone"
+
+
+def test_next_fire_is_reported(h: Harness) -> None:
+    h.cron.init({"scheduler": h.scheduler})
+    h.cron.apply(spec(schedule="0 9 * * *", time_zone="Europe/Berlin"))
+    assert h.cron.next_fire("cron:default/every-ten") == datetime(2026, 1, 1, 8, tzinfo=UTC)
