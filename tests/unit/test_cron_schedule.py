@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError, fire_times
+from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError, fire_times, plan_catch_up
 
 
 def utc(*args: int) -> datetime:
@@ -99,3 +99,37 @@ def test_invalid_input_names_the_field(expression: str, zone: str, field: str, f
         CronSchedule.parse(expression, zone)
     assert caught.value.field == field
     assert fragment in str(caught.value)
+
+
+class TestCatchUpPlan:
+    schedule = CronSchedule.parse("*/10 * * * *")
+    since = utc(2026, 1, 1, 0, 0)
+    now = utc(2026, 1, 1, 1, 5)  # six fires missed: 00:10 ... 01:00
+
+    def plan(self, *, deadline: int | None, policy: str, limit: int = 10) -> tuple[list[datetime], int]:
+        plan = plan_catch_up(
+            self.schedule, since=self.since, now=self.now, deadline_seconds=deadline, policy=policy, limit=limit
+        )
+        return plan.create, plan.missed
+
+    def test_latest_creates_only_the_newest(self) -> None:
+        assert self.plan(deadline=None, policy="Latest") == ([utc(2026, 1, 1, 1, 0)], 5)
+
+    def test_all_creates_each_up_to_the_limit_newest_kept(self) -> None:
+        assert self.plan(deadline=None, policy="All") == (
+            [utc(2026, 1, 1, 0, 10 * i) for i in range(1, 6)] + [utc(2026, 1, 1, 1, 0)],
+            0,
+        )
+        assert self.plan(deadline=None, policy="All", limit=2) == ([utc(2026, 1, 1, 0, 50), utc(2026, 1, 1, 1, 0)], 4)
+
+    def test_none_creates_nothing_and_counts_all(self) -> None:
+        assert self.plan(deadline=None, policy="None") == ([], 6)
+
+    def test_deadline_excludes_older_fires(self) -> None:
+        # 01:05 - 1000 s = 00:48:20: only 00:50 and 01:00 are inside.
+        assert self.plan(deadline=1000, policy="All") == ([utc(2026, 1, 1, 0, 50), utc(2026, 1, 1, 1, 0)], 4)
+        assert self.plan(deadline=60, policy="All") == ([], 6)
+
+    def test_nothing_missed(self) -> None:
+        plan = plan_catch_up(self.schedule, since=self.now, now=self.now, deadline_seconds=None, policy="All", limit=10)
+        assert plan.create == [] and plan.missed == 0

@@ -110,3 +110,59 @@ def test_next_fire_is_reported(h: Harness) -> None:
     h.cron.init({"scheduler": h.scheduler})
     h.cron.apply(spec(schedule="0 9 * * *", time_zone="Europe/Berlin"))
     assert h.cron.next_fire("cron:default/every-ten") == datetime(2026, 1, 1, 8, tzinfo=UTC)
+
+
+class Recording:
+    """Gate and observer in one: admits while `open`, records every outcome."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.log: list[tuple[str, object]] = []
+
+    async def admit(self, spec: CronSpec, fire: datetime) -> bool:
+        return self.open
+
+    def fired(self, spec: CronSpec, fire: datetime, result: object) -> None:
+        self.log.append(("fired", fire))
+
+    def skipped(self, spec: CronSpec, fire: datetime) -> None:
+        self.log.append(("skipped", fire))
+
+    def missed(self, spec: CronSpec, count: int) -> None:
+        self.log.append(("missed", count))
+
+    def failed(self, spec: CronSpec, fire: datetime, error: Exception) -> None:
+        self.log.append(("failed", fire))
+
+
+async def test_restart_catches_up_per_policy_then_continues(h: Harness) -> None:
+    rec = Recording()
+    h.clock.jump(START + timedelta(seconds=65))
+    resumed = spec(resume_from=START, starting_deadline_seconds=30, catch_up="All")
+    h.cron.init({"scheduler": h.scheduler, "cron_observer": rec, "cron_specs": [resumed]})
+    await h.cron.start()
+    await h.clock.advance_to(START + timedelta(seconds=75))
+    # 10..30 s are past the 30 s deadline (missed); 40..60 are caught up; 70 fires on schedule.
+    assert h.fires() == [START + timedelta(seconds=s) for s in (40, 50, 60, 70)]
+    assert rec.log[0] == ("missed", 3)
+    assert h.scheduler.metrics.missed._value.get() == 3
+
+
+async def test_catch_up_is_only_for_the_first_apply(h: Harness) -> None:
+    await start(h, spec())
+    h.clock.jump(START + timedelta(seconds=25))
+    h.cron.apply(spec(resume_from=START, schedule="*/5 * * * * *"))  # an edit, not a resume
+    await h.clock.advance_to(START + timedelta(seconds=31))
+    assert h.fires() == [START + timedelta(seconds=30)]
+
+
+async def test_gate_is_asked_unless_policy_allows(h: Harness) -> None:
+    rec = Recording()
+    rec.open = False
+    h.cron.init({"scheduler": h.scheduler, "cron_gate": rec, "cron_observer": rec})
+    await h.cron.start()
+    h.cron.apply(spec(concurrency_policy="Forbid"))
+    h.cron.apply(spec("free"))
+    await h.clock.advance_to(START + timedelta(seconds=10))
+    assert h.fires() == [] and h.fires("free") == [START + timedelta(seconds=10)]
+    assert ("skipped", START + timedelta(seconds=10)) in rec.log

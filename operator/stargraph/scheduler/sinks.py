@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from stargraph.runs import run_name
+from stargraph.naming import run_name
 from stargraph.triggers.events import TriggerEvent
 
 __all__ = ["InMemoryRunSink", "PermanentSinkError", "RunRef", "RunSink", "SubmitResult", "payload_sha256"]

@@ -8,8 +8,8 @@ already being created.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,10 @@ class AppState:
                 self.plugins[outcome.plugin_name] = f"{hook}: {outcome.error!r}"
 
 
+async def _stop_triggers(state: AppState, timeout: float) -> None:
+    state.record(await dispatch_trigger_lifecycle(state.pm, "trigger_stop", timeout=timeout), "trigger_stop")
+
+
 def create_app(
     *,
     sink: RunSink | None = None,
@@ -68,42 +72,49 @@ def create_app(
     metrics: Metrics | None = None,
     scheduler_workers: int = 64,
     stop_timeout: float = 10.0,
+    resources: Callable[[], AbstractAsyncContextManager[Mapping[str, Any]]] | None = None,
+    attach: Callable[[AppState], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
     """Build the app. `plugins` limits discovery to those entry-point names; `pm` replaces discovery altogether.
 
     `deps` is merged into what every trigger's `init` receives (`cron_specs`, `webhook_specs`, `authorizer`, ...).
+    Two hooks let the operator wrap the lifespan: `resources()` is entered first and exited last, and may yield a
+    `sink` and more deps (API clients live there); `attach(state)` is entered once the triggers serve and exited
+    before they stop (the controller that feeds them specs lives there).
     """
     metrics = metrics or Metrics()
     clock = clock or SystemClock()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        manager = pm or new_plugin_manager()
-        if pm is None:
-            load_trigger_plugins(manager, only=plugins)
-        scheduler = Scheduler(sink or InMemoryRunSink(), metrics=metrics, clock=clock, workers=scheduler_workers)
-        state = AppState(scheduler=scheduler, metrics=metrics, pm=manager)
-        app.state.stargraph = state
-        await scheduler.start()
-        all_deps = {"scheduler": scheduler, "clock": clock, "metrics": metrics, **(deps or {})}
-        initialised = await dispatch_trigger_lifecycle(manager, "trigger_init", all_deps)
-        state.record(initialised, "trigger_init")
-        state.record(await dispatch_trigger_lifecycle(manager, "trigger_start"), "trigger_start")
-        route_results = await collect_trigger_routes(manager)
-        state.record(route_results, "trigger_routes")
-        for outcome in route_results:
-            for route in outcome.result or ():
-                app.router.routes.append(to_starlette(route))
-        state.ready = True
-        log.info("serving", plugins=state.plugins)
-        try:
-            yield
-        finally:
-            state.ready = False
-            state.record(
-                await dispatch_trigger_lifecycle(manager, "trigger_stop", timeout=stop_timeout), "trigger_stop"
-            )
-            await scheduler.stop(timeout=stop_timeout)
+        async with AsyncExitStack() as stack:
+            provided = dict(await stack.enter_async_context(resources())) if resources else {}
+            manager = pm or new_plugin_manager()
+            if pm is None:
+                load_trigger_plugins(manager, only=plugins)
+            run_sink = provided.pop("sink", None) or sink or InMemoryRunSink()
+            scheduler = Scheduler(run_sink, metrics=metrics, clock=clock, workers=scheduler_workers)
+            state = AppState(scheduler=scheduler, metrics=metrics, pm=manager)
+            app.state.stargraph = state
+            await scheduler.start()
+            stack.push_async_callback(scheduler.stop, timeout=stop_timeout)
+            all_deps = {"scheduler": scheduler, "clock": clock, "metrics": metrics, **provided, **(deps or {})}
+            state.record(await dispatch_trigger_lifecycle(manager, "trigger_init", all_deps), "trigger_init")
+            state.record(await dispatch_trigger_lifecycle(manager, "trigger_start"), "trigger_start")
+            stack.push_async_callback(_stop_triggers, state, stop_timeout)
+            route_results = await collect_trigger_routes(manager)
+            state.record(route_results, "trigger_routes")
+            for outcome in route_results:
+                for route in outcome.result or ():
+                    app.router.routes.append(to_starlette(route))
+            if attach:
+                await stack.enter_async_context(attach(state))
+            state.ready = True
+            log.info("serving", plugins=state.plugins)
+            try:
+                yield
+            finally:
+                state.ready = False
 
     app = FastAPI(title="stargraph", lifespan=lifespan, docs_url=None, redoc_url=None)
 

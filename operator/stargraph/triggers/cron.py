@@ -1,9 +1,15 @@
 """The cron trigger: one asyncio task per CronSpec, sleeping until its next fire and emitting one event per fire.
 
 A task computes the next nominal fire from the previous one (never from "now"), so a slow Run creation delays a
-fire but never drops it. Applying a new spec replaces the task and starts counting from the moment of the change:
-a slot that fell between the old and the new schedule is not fired. A fire found later than the spec's
-`starting_deadline_seconds` (the process was stalled or suspended) is skipped and counted as missed.
+fire but never drops it. Applying a changed spec replaces the task and starts counting from the moment of the
+change: a slot that fell between the old and the new schedule is not fired. Applying a spec with `catch_up=True`
+(the first time a process sees a trigger, e.g. after a restart or a leader change) first creates the fires missed
+since `resume_from`, as `plan_catch_up` decides. A fire found later than `starting_deadline_seconds` is skipped and
+reported as missed.
+
+Two optional collaborators come through `deps`: a `CronGate` asked before each fire of a spec whose concurrency
+policy is not Allow, and a `CronObserver` told about every outcome (the operator turns those into status and
+Kubernetes Events). Both default to no-ops, so the plugin runs on its own.
 """
 
 from __future__ import annotations
@@ -11,22 +17,47 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from stargraph.clock import Clock, SystemClock
 from stargraph.http import Route
 from stargraph.metrics import Metrics
-from stargraph.scheduler import Scheduler
-from stargraph.triggers.cron_schedule import CronSchedule
+from stargraph.scheduler import Scheduler, SubmitResult
+from stargraph.triggers.cron_schedule import CronSchedule, plan_catch_up
 from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.keys import cron_idempotency_key
 from stargraph.triggers.specs import CronSpec
 
-__all__ = ["CronTriggerPlugin", "cron_event"]
+__all__ = ["CronGate", "CronObserver", "CronTriggerPlugin", "cron_event"]
 
 log = structlog.get_logger("stargraph.triggers.cron")
+
+
+class CronGate(Protocol):
+    async def admit(self, spec: CronSpec, fire: datetime) -> bool:
+        """Whether the fire may create its Run now (concurrency policy); may act first, e.g. delete for Replace."""
+        ...
+
+
+class CronObserver(Protocol):
+    def fired(self, spec: CronSpec, fire: datetime, result: SubmitResult) -> None: ...
+    def skipped(self, spec: CronSpec, fire: datetime) -> None: ...
+    def missed(self, spec: CronSpec, count: int) -> None: ...
+    def failed(self, spec: CronSpec, fire: datetime, error: Exception) -> None: ...
+
+
+class _AdmitAll:
+    async def admit(self, spec: CronSpec, fire: datetime) -> bool:
+        return True
+
+
+class _Silent:
+    def fired(self, spec: CronSpec, fire: datetime, result: SubmitResult) -> None: ...
+    def skipped(self, spec: CronSpec, fire: datetime) -> None: ...
+    def missed(self, spec: CronSpec, count: int) -> None: ...
+    def failed(self, spec: CronSpec, fire: datetime, error: Exception) -> None: ...
 
 
 def cron_event(spec: CronSpec, fire: datetime) -> TriggerEvent:
@@ -45,7 +76,10 @@ class CronTriggerPlugin:
         self._scheduler: Scheduler | None = None
         self._clock: Clock = SystemClock()
         self._metrics = Metrics()
+        self._gate: CronGate = _AdmitAll()
+        self._observer: CronObserver = _Silent()
         self._specs: dict[str, tuple[CronSpec, CronSchedule]] = {}
+        self._backlog: dict[str, list[datetime]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._started = False
 
@@ -53,8 +87,10 @@ class CronTriggerPlugin:
         self._scheduler = deps["scheduler"]
         self._clock = deps.get("clock") or self._scheduler.clock
         self._metrics = deps.get("metrics") or self._scheduler.metrics
+        self._gate = deps.get("cron_gate") or _AdmitAll()
+        self._observer = deps.get("cron_observer") or _Silent()
         for spec in deps.get("cron_specs", ()):
-            self._store(spec)
+            self.apply(spec, catch_up=True)
 
     async def start(self) -> None:
         self._started = True
@@ -72,16 +108,36 @@ class CronTriggerPlugin:
     def routes(self) -> Sequence[Route]:
         return ()
 
-    def apply(self, spec: CronSpec) -> CronSchedule:
-        """Add or replace a spec (raises `ScheduleError` naming the field); running specs restart from now."""
-        schedule = self._store(spec)
-        self._cancel(spec.trigger_id)
+    def apply(self, spec: CronSpec, *, catch_up: bool = False) -> CronSchedule:
+        """Add or replace a spec (raises `ScheduleError` naming the field); it fires from now on.
+
+        With `catch_up`, fires missed since `spec.resume_from` are created first, per the spec's policy.
+        """
+        schedule = CronSchedule.parse(spec.schedule, spec.time_zone)
+        trigger_id = spec.trigger_id
+        self._specs[trigger_id] = (spec, schedule)
+        self._cancel(trigger_id)
+        self._backlog.pop(trigger_id, None)
+        if catch_up and spec.resume_from is not None and not spec.suspend:
+            plan = plan_catch_up(
+                schedule,
+                since=spec.resume_from,
+                now=self._clock.now(),
+                deadline_seconds=spec.starting_deadline_seconds,
+                policy=spec.catch_up,
+                limit=spec.catch_up_limit,
+            )
+            if plan.missed:
+                self._report_missed(spec, plan.missed)
+            if plan.create:
+                self._backlog[trigger_id] = plan.create
         if self._started:
-            self._launch(spec.trigger_id)
+            self._launch(trigger_id)
         return schedule
 
     def remove(self, trigger_id: str) -> None:
         self._specs.pop(trigger_id, None)
+        self._backlog.pop(trigger_id, None)
         self._cancel(trigger_id)
 
     def next_fire(self, trigger_id: str) -> datetime | None:
@@ -94,11 +150,6 @@ class CronTriggerPlugin:
     def active(self) -> int:
         return len(self._tasks)
 
-    def _store(self, spec: CronSpec) -> CronSchedule:
-        schedule = CronSchedule.parse(spec.schedule, spec.time_zone)
-        self._specs[spec.trigger_id] = (spec, schedule)
-        return schedule
-
     def _cancel(self, trigger_id: str) -> None:
         task = self._tasks.pop(trigger_id, None)
         if task is not None:
@@ -108,29 +159,39 @@ class CronTriggerPlugin:
         spec, schedule = self._specs[trigger_id]
         if spec.suspend:
             return
-        self._tasks[trigger_id] = asyncio.create_task(self._run(spec, schedule), name=f"cron {trigger_id}")
+        backlog = self._backlog.pop(trigger_id, [])
+        self._tasks[trigger_id] = asyncio.create_task(
+            self._run(spec, schedule, self._clock.now(), backlog), name=f"cron {trigger_id}"
+        )
 
-    async def _run(self, spec: CronSpec, schedule: CronSchedule) -> None:
-        assert self._scheduler is not None, "init() must run before start()"
-        for fire in schedule.fires_after(self._clock.now()):
+    def _report_missed(self, spec: CronSpec, count: int) -> None:
+        self._metrics.missed.inc(count)
+        log.warning("cron fires missed their starting deadline", trigger_id=spec.trigger_id, count=count)
+        self._observer.missed(spec, count)
+
+    async def _run(self, spec: CronSpec, schedule: CronSchedule, start: datetime, backlog: list[datetime]) -> None:
+        for fire in backlog:
+            await self._fire(spec, fire)
+        for fire in schedule.fires_after(start):
             await self._clock.sleep_until(fire)
             late = (self._clock.now() - fire).total_seconds()
             if spec.starting_deadline_seconds is not None and late > spec.starting_deadline_seconds:
-                self._metrics.missed.inc()
-                log.warning(
-                    "cron fire missed its starting deadline",
-                    trigger_id=spec.trigger_id,
-                    fire=fire.isoformat(),
-                    late_s=late,
-                )
+                self._report_missed(spec, 1)
                 continue
-            try:
-                await self._scheduler.submit(cron_event(spec, fire))
-            except Exception as exc:
-                # Retries are the scheduler's job; the task must outlive any one fire's failure.
-                log.error(
-                    "cron fire could not be turned into a Run",
-                    trigger_id=spec.trigger_id,
-                    fire=fire.isoformat(),
-                    error=repr(exc),
-                )
+            await self._fire(spec, fire)
+
+    async def _fire(self, spec: CronSpec, fire: datetime) -> None:
+        assert self._scheduler is not None, "init() must run before start()"
+        try:
+            if spec.concurrency_policy != "Allow" and not await self._gate.admit(spec, fire):
+                self._observer.skipped(spec, fire)
+                return
+            result = await self._scheduler.submit(cron_event(spec, fire))
+        except Exception as exc:
+            # Retries are the scheduler's job; the task must outlive any one fire's failure.
+            log.error(
+                "cron fire not turned into a Run", trigger_id=spec.trigger_id, fire=fire.isoformat(), error=repr(exc)
+            )
+            self._observer.failed(spec, fire, exc)
+            return
+        self._observer.fired(spec, fire, result)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-__all__ = ["CronSchedule", "ScheduleError", "fire_times"]
+__all__ = ["CatchUpPlan", "CronSchedule", "ScheduleError", "fire_times", "plan_catch_up"]
 
 
 class ScheduleError(ValueError):
@@ -84,3 +84,38 @@ def fire_times(schedule: CronSchedule, *, start: datetime, end: datetime, limit:
             break
         fires.append(fire)
     return fires
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpPlan:
+    create: list[datetime]
+    """Missed fires to create now, oldest first."""
+    missed: int
+    """Missed fires that will not be created (past the deadline, or beyond the policy's allowance)."""
+
+
+_CATCH_UP_SCAN_LIMIT = 100_000  # a `* * * * * *` schedule missed for a day; beyond that only the count is capped
+
+
+def plan_catch_up(
+    schedule: CronSchedule,
+    *,
+    since: datetime,
+    now: datetime,
+    deadline_seconds: int | None,
+    policy: str,
+    limit: int,
+) -> CatchUpPlan:
+    """Which fires in (`since`, `now`] to create after a restart.
+
+    Fires older than `deadline_seconds` are missed. Of the others, policy `Latest` creates the newest only,
+    `All` the newest `limit` of them, `None` none; the rest are counted as missed.
+    """
+    window_start = since if deadline_seconds is None else max(since, now - timedelta(seconds=deadline_seconds))
+    too_late = 0
+    if window_start > since:
+        too_late = len(fire_times(schedule, start=since, end=window_start, limit=_CATCH_UP_SCAN_LIMIT))
+    eligible = fire_times(schedule, start=window_start, end=now, limit=_CATCH_UP_SCAN_LIMIT)
+    keep = {"Latest": 1, "All": limit, "None": 0}[policy]
+    create = eligible[max(0, len(eligible) - keep) :] if keep else []
+    return CatchUpPlan(create=create, missed=too_late + len(eligible) - len(create))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -28,7 +29,13 @@ class CronSpec(_Named):
     time_zone: str = "UTC"
     suspend: bool = False
     starting_deadline_seconds: int | None = Field(default=None, ge=0)
-    """A fire found later than this (the process was stalled) is skipped and counted as missed."""
+    """A fire found later than this (the process was stalled or down) is not created but counted as missed."""
+    catch_up: Literal["Latest", "All", "None"] = "Latest"
+    catch_up_limit: int = Field(default=10, ge=1)
+    resume_from: datetime | None = None
+    """The newest fire known to have its Run (or the trigger's creation); catch-up looks at fires after it."""
+    concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
+    """Anything but Allow asks the plugin's gate before each fire."""
 
     @property
     def trigger_id(self) -> str:

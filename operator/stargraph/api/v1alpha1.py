@@ -1,0 +1,234 @@
+"""`stargraph.io/v1alpha1`: CronTrigger, WebhookTrigger and Run, as pydantic models.
+
+These models are the single source of truth: the CRDs in `crds/` are generated from them (`stargraph.api.crdgen`),
+and the operator validates every object it reads with them, so the apiserver's schema and the operator's idea of
+a valid spec cannot drift apart. Field names are the Kubernetes camelCase ones; Python code uses snake_case.
+Field descriptions become the CRD's documentation (`kubectl explain crontrigger.spec.schedule`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from stargraph.triggers.base import IRBase
+from stargraph.triggers.signatures import SignatureScheme
+
+__all__ = [
+    "GROUP",
+    "VERSION",
+    "CatchUpPolicy",
+    "ConcurrencyPolicy",
+    "Condition",
+    "CronTriggerSpec",
+    "CronTriggerStatus",
+    "DeduplicationKey",
+    "ObjectReference",
+    "RunPhase",
+    "RunSource",
+    "RunSpec",
+    "RunStatus",
+    "RunTemplate",
+    "SecretRef",
+    "SignatureSpec",
+    "TriggerReference",
+    "WebhookTriggerSpec",
+    "WebhookTriggerStatus",
+]
+
+GROUP = "stargraph.io"
+VERSION = "v1alpha1"
+
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
+
+class ApiModel(IRBase):
+    """camelCase on the wire, snake_case in Python; unknown fields rejected (the CRD prunes them anyway)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+
+class CatchUpPolicy(StrEnum):
+    LATEST = "Latest"
+    ALL = "All"
+    NONE = "None"
+
+
+class ConcurrencyPolicy(StrEnum):
+    ALLOW = "Allow"
+    FORBID = "Forbid"
+    REPLACE = "Replace"
+
+
+class DeduplicationKey(StrEnum):
+    BODY = "Body"
+    DELIVERY_ID = "DeliveryID"
+
+
+class RunSource(StrEnum):
+    CRON = "cron"
+    WEBHOOK = "webhook"
+    MANUAL = "manual"
+
+
+class RunPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class RunTemplate(ApiModel):
+    """What every Run this trigger creates carries."""
+
+    graph: str | None = Field(default=None, max_length=253, description="The graph (workflow) the Run executes.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Parameters passed to the Run; any JSON values.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Extra labels put on each Run.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations put on each Run.")
+
+
+class Condition(ApiModel):
+    """A kstatus-compatible condition (`Ready`, `Reconciling`, `Stalled`)."""
+
+    type: str = Field(description="Ready, Reconciling or Stalled.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="A CamelCase machine-readable reason.")
+    message: str = Field(default="", description="What happened, for humans; names the offending field.")
+    last_transition_time: datetime | None = Field(default=None, description="When status last changed.")
+    observed_generation: int | None = Field(default=None, description="The metadata.generation the condition is for.")
+
+
+class ObjectReference(ApiModel):
+    """An object in the same namespace, by name."""
+
+    name: str = Field(description="The object's name.")
+
+
+class CronTriggerSpec(ApiModel):
+    """A schedule that creates exactly one Run per fire."""
+
+    schedule: str = Field(
+        min_length=1,
+        max_length=256,
+        description='Cron expression: 5 fields ("*/5 * * * *"), or 6 with seconds first ("*/10 * * * * *").',
+    )
+    time_zone: str = Field(default="UTC", max_length=64, description="IANA time zone the schedule is read in.")
+    suspend: bool = Field(default=False, description="Stop firing; Runs that exist are kept.")
+    starting_deadline_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="A fire later than this (operator down or stalled) is not created but counted as missed. "
+        "Unset: no deadline.",
+    )
+    catch_up: CatchUpPolicy = Field(
+        default=CatchUpPolicy.LATEST,
+        description="Missed fires found at start-up (inside the deadline): Latest creates only the newest, "
+        "All creates each of them up to catchUpLimit, None creates none.",
+    )
+    catch_up_limit: int = Field(default=10, ge=1, le=1000, description="With catchUp: All, the most fires created.")
+    concurrency_policy: ConcurrencyPolicy = Field(
+        default=ConcurrencyPolicy.ALLOW,
+        description="With an active (not finished) Run of this trigger: Allow creates another, Forbid skips the "
+        "fire, Replace deletes the active Runs and creates the new one.",
+    )
+    run_template: RunTemplate = Field(default_factory=RunTemplate)
+    successful_runs_history_limit: int = Field(default=3, ge=0, description="Succeeded Runs kept; older are deleted.")
+    failed_runs_history_limit: int = Field(default=1, ge=0, description="Failed Runs kept; older are deleted.")
+
+
+class CronTriggerStatus(ApiModel):
+    """Observed state of a CronTrigger, written by the operator."""
+
+    observed_generation: int | None = Field(default=None, description="The metadata.generation the status is for.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, Reconciling and Stalled.")
+    schedule_description: str | None = Field(default=None, description="The schedule in words.")
+    last_schedule_time: datetime | None = Field(default=None, description="The latest fire that has its Run.")
+    next_schedule_time: datetime | None = Field(default=None, description="The next fire; unset while suspended.")
+    last_run_name: str | None = Field(default=None, description="The Run of the latest fire.")
+    active: list[ObjectReference] = Field(default_factory=list, description="Runs of this trigger not finished.")
+    missed_schedules: int = Field(default=0, description="Fires not created because they passed the deadline.")
+
+
+class SecretRef(ApiModel):
+    """The Secret holding the signing secrets."""
+
+    name: str = Field(pattern=_DNS_SUBDOMAIN, max_length=253, description="Secret in the trigger's namespace.")
+    keys: list[str] = Field(
+        default_factory=lambda: ["secret"],
+        min_length=1,
+        max_length=5,
+        description="Keys of the Secret holding signing secrets; any one verifies (rotation).",
+    )
+
+
+class SignatureSpec(ApiModel):
+    """How deliveries are signed."""
+
+    scheme: SignatureScheme = Field(
+        default=SignatureScheme.HMAC_SHA256,
+        description="hmac-sha256 (header with sha256=<hex>), github (X-Hub-Signature-256) or standard-webhooks.",
+    )
+    header: str = Field(
+        default="X-Signature-256", max_length=128, description="The signature header of the hmac-sha256 scheme."
+    )
+    tolerance_seconds: int = Field(
+        default=300, ge=1, le=86400, description="standard-webhooks: accepted clock skew of webhook-timestamp."
+    )
+
+
+class WebhookTriggerSpec(ApiModel):
+    """A signed HTTP endpoint that creates exactly one Run per delivery."""
+
+    secret_ref: SecretRef
+    signature: SignatureSpec = Field(default_factory=SignatureSpec)
+    max_body_bytes: int = Field(default=1 << 20, ge=1, le=64 << 20, description="Larger bodies get 413.")
+    content_types: list[str] = Field(
+        default_factory=lambda: ["application/json"], min_length=1, description="Accepted media types; others 415."
+    )
+    deduplicate_by: DeduplicationKey = Field(
+        default=DeduplicationKey.BODY,
+        description="Body: a delivery is identified by its body hash. DeliveryID: by the sender's delivery id "
+        "(webhook-id, X-GitHub-Delivery) when present.",
+    )
+    run_template: RunTemplate = Field(default_factory=RunTemplate)
+
+
+class WebhookTriggerStatus(ApiModel):
+    """Observed state of a WebhookTrigger, written by the operator."""
+
+    observed_generation: int | None = Field(default=None, description="The metadata.generation the status is for.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, Reconciling and Stalled.")
+    path: str | None = Field(default=None, description="Where deliveries go, relative to the operator's service.")
+    last_delivery_time: datetime | None = Field(default=None, description="The latest delivery that has its Run.")
+    last_run_name: str | None = Field(default=None, description="The Run of the latest delivery.")
+
+
+class TriggerReference(ApiModel):
+    """The trigger that fired, in the Run's namespace."""
+
+    kind: str = Field(max_length=63, description="CronTrigger, WebhookTrigger, or a third-party trigger kind.")
+    name: str = Field(pattern=_DNS_SUBDOMAIN, max_length=253, description="The trigger's name.")
+
+
+class RunSpec(ApiModel):
+    """A record of one fire; immutable once created."""
+
+    trigger_ref: TriggerReference
+    source: RunSource = Field(description="What fired: cron, webhook or manual.")
+    graph: str | None = Field(default=None, description="The graph (workflow) to execute, from the runTemplate.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Parameters, from the runTemplate; any JSON.")
+    scheduled_fire: datetime = Field(description="The nominal fire time (arrival time for webhooks/manual).")
+
+
+class RunStatus(ApiModel):
+    """Observed state of a Run."""
+
+    phase: RunPhase = Field(default=RunPhase.PENDING, description="Pending, Running, Succeeded or Failed.")
+    start_time: datetime | None = Field(default=None, description="When the Run started running.")
+    completion_time: datetime | None = Field(default=None, description="When the Run succeeded or failed.")
+    message: str | None = Field(default=None, description="Why the Run is in its phase, for humans.")
