@@ -7,6 +7,7 @@ server's reason.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -17,8 +18,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 __all__ = ["main"]
-
-DEFAULT_SERVER = "http://127.0.0.1:8080"
 
 
 class UsageError(Exception):
@@ -54,9 +53,7 @@ def _parse_target(target: str) -> tuple[str, str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Request a manual run through the server's `POST /v1/runs`."""
-    import httpx
-
+    """Create a manual Run: with the user's kubeconfig, or through a server's `POST /v1/runs` with `--server`."""
     from stargraph.triggers.keys import manual_idempotency_key
 
     kind, name = _parse_target(args.trigger)
@@ -66,6 +63,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--idempotency-key: {exc}") from exc
     body = {"triggerRef": {"kind": kind, "name": name, "namespace": args.namespace}, "params": params}
+    if args.server:
+        namespace, run, created = _run_via_server(args, body, key)
+    else:
+        namespace, run, created = asyncio.run(_run_via_kubeconfig(args, body, key))
+    if args.output == "name":
+        print(f"{namespace}/{run}")
+    else:
+        print(json.dumps({"run": {"name": run, "namespace": namespace}, "created": created}))
+    return 0
+
+
+def _run_via_server(args: argparse.Namespace, body: dict[str, Any], key: str) -> tuple[str, str, bool]:
+    import httpx
+
     headers = {"Idempotency-Key": key, "Content-Type": "application/json"}
     if args.token:
         headers["Authorization"] = f"Bearer {args.token}"
@@ -73,14 +84,66 @@ def cmd_run(args: argparse.Namespace) -> int:
         response = httpx.post(f"{args.server.rstrip('/')}/v1/runs", json=body, headers=headers, timeout=30.0)
     except httpx.HTTPError as exc:
         _fail(f"--server {args.server}: {exc}", status=1)
-    payload: dict[str, Any] = (
-        response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-    )
+    is_json = response.headers.get("content-type", "").startswith("application/json")
+    payload: dict[str, Any] = response.json() if is_json else {}
     if response.status_code >= 400:
         error = payload.get("error", {})
         _fail(f"{response.status_code} {error.get('reason', 'error')}: {error.get('message', response.text)}", status=1)
-    run = payload["run"]
-    print(f"{run['namespace']}/{run['name']}" if args.output == "name" else json.dumps(payload))
+    return payload["run"]["namespace"], payload["run"]["name"], bool(payload.get("created"))
+
+
+async def _run_via_kubeconfig(args: argparse.Namespace, body: dict[str, Any], key: str) -> tuple[str, str, bool]:
+    from pydantic import ValidationError
+
+    from stargraph.controller.kinds import TRIGGER_PLURALS
+    from stargraph.k8s import KubeClient, KubeError, load_credentials
+    from stargraph.k8s.run_index import RunIndex
+    from stargraph.k8s.run_sink import KubeRunSink
+    from stargraph.scheduler import PermanentSinkError, payload_sha256
+    from stargraph.triggers.base import describe_validation_error
+    from stargraph.triggers.manual import ManualRunRequest, manual_event
+
+    try:
+        request = ManualRunRequest.model_validate(body)
+    except ValidationError as exc:
+        raise UsageError(describe_validation_error(exc)) from exc
+    event = manual_event(request, idempotency_key=key, now=datetime.now(UTC))
+    try:
+        credentials = load_credentials(kubeconfig=args.kubeconfig, context=args.context)
+        async with KubeClient(credentials) as api:
+            result = await KubeRunSink(api, RunIndex(), kinds=TRIGGER_PLURALS).create(event)
+    except PermanentSinkError as exc:
+        _fail(f"{exc.reason}: {exc}", status=1)
+    except KubeError as exc:
+        _fail(str(exc), status=1)
+    if result.run.payload_sha256 != payload_sha256(event.payload):
+        _fail("--idempotency-key: already used for a run with different parameters; use a new key", status=1)
+    return result.run.namespace, result.run.name, result.created
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    """Run the operator: kopf watching the triggers, the triggers, and the HTTP server, in one process."""
+    import uvicorn
+
+    from stargraph.controller.operator import OperatorConfig, create_operator_app
+    from stargraph.k8s import ConfigError, load_credentials
+    from stargraph.logs import configure_logging
+
+    configure_logging(level=args.log_level, json=args.log_format == "json")
+    try:
+        credentials = load_credentials(kubeconfig=args.kubeconfig, context=args.context)
+    except ConfigError as exc:
+        raise UsageError(f"--kubeconfig: {exc}") from exc
+    app = create_operator_app(OperatorConfig(credentials=credentials, namespaces=args.watch_namespace))
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=args.drain_seconds,
+    )
     return 0
 
 
@@ -127,8 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-n", "--namespace", default="default")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a Run parameter (repeatable)")
     run.add_argument("--idempotency-key", help="a UUID; the same key returns the same Run (default: a new UUID)")
-    run.add_argument("--server", default=os.environ.get("STARGRAPH_SERVER", DEFAULT_SERVER))
-    run.add_argument("--token", default=os.environ.get("STARGRAPH_TOKEN"), help="bearer token for the server")
+    run.add_argument(
+        "--server",
+        default=os.environ.get("STARGRAPH_SERVER"),
+        help="post to this stargraph server's /v1/runs instead of creating the Run with your kubeconfig",
+    )
+    run.add_argument("--token", default=os.environ.get("STARGRAPH_TOKEN"), help="bearer token for --server")
+    run.add_argument("--kubeconfig", default=None, help="default: $KUBECONFIG or ~/.kube/config")
+    run.add_argument("--context", default=None)
     run.add_argument("-o", "--output", choices=["name", "json"], default="name")
     run.set_defaults(func=cmd_run)
 
@@ -137,6 +206,23 @@ def build_parser() -> argparse.ArgumentParser:
     nxt.add_argument("--time-zone", default="UTC")
     nxt.add_argument("-c", "--count", type=int, default=5)
     nxt.set_defaults(func=cmd_next)
+
+    op = commands.add_parser("operator", help="run the operator (watches triggers, serves webhooks and /v1/runs)")
+    op.add_argument("--kubeconfig", default=None, help="default: in-cluster, else $KUBECONFIG or ~/.kube/config")
+    op.add_argument("--context", default=None)
+    op.add_argument(
+        "--watch-namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch only this namespace (repeatable); default: the whole cluster",
+    )
+    op.add_argument("--host", default="0.0.0.0")
+    op.add_argument("--port", type=int, default=8080)
+    op.add_argument("--drain-seconds", type=int, default=20, help="at SIGTERM, how long in-flight work may take")
+    op.add_argument("--log-level", default="INFO")
+    op.add_argument("--log-format", choices=["json", "console"], default="json")
+    op.set_defaults(func=cmd_operator)
 
     serve = commands.add_parser("serve", help="serve triggers from a YAML file with an in-memory Run sink")
     serve.add_argument("--config", help="YAML with `cron:` and `webhook:` spec lists")

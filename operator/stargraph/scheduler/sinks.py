@@ -41,7 +41,15 @@ class SubmitResult:
 
 
 class PermanentSinkError(Exception):
-    """A create that retrying cannot fix (invalid object, name owned by something else); not retried."""
+    """A create that retrying cannot fix (invalid object, unknown trigger, name owned by another); not retried.
+
+    `status` and `reason` say how an HTTP caller should be answered.
+    """
+
+    def __init__(self, message: str, *, status: int = 409, reason: str = "conflict") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
 
 
 class RunSink(Protocol):

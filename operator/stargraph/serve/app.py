@@ -78,9 +78,9 @@ def create_app(
     """Build the app. `plugins` limits discovery to those entry-point names; `pm` replaces discovery altogether.
 
     `deps` is merged into what every trigger's `init` receives (`cron_specs`, `webhook_specs`, `authorizer`, ...).
-    Two hooks let the operator wrap the lifespan: `resources()` is entered first and exited last, and may yield a
-    `sink` and more deps (API clients live there); `attach(state)` is entered once the triggers serve and exited
-    before they stop (the controller that feeds them specs lives there).
+    Two hooks let the operator wrap the lifespan. `resources()` is entered first and exited last; it may yield
+    a `sink`, an `on_result` callback for the scheduler, and more deps (API clients live there). `attach(state)` is
+    entered once the triggers serve and exited before they stop (the controller feeding them specs lives there).
     """
     metrics = metrics or Metrics()
     clock = clock or SystemClock()
@@ -93,7 +93,13 @@ def create_app(
             if pm is None:
                 load_trigger_plugins(manager, only=plugins)
             run_sink = provided.pop("sink", None) or sink or InMemoryRunSink()
-            scheduler = Scheduler(run_sink, metrics=metrics, clock=clock, workers=scheduler_workers)
+            scheduler = Scheduler(
+                run_sink,
+                metrics=metrics,
+                clock=clock,
+                workers=scheduler_workers,
+                on_result=provided.pop("on_result", None),
+            )
             state = AppState(scheduler=scheduler, metrics=metrics, pm=manager)
             app.state.stargraph = state
             await scheduler.start()

@@ -16,11 +16,12 @@ from pydantic import ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from stargraph.http import HttpError, HttpRequest, HttpResponse, Route, run_response
-from stargraph.scheduler import Scheduler, SchedulerStopped, payload_sha256
+from stargraph.scheduler import Scheduler, payload_sha256
 from stargraph.triggers.base import IRBase, describe_validation_error
 from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.keys import manual_idempotency_key
 from stargraph.triggers.specs import trigger_id
+from stargraph.triggers.submission import submit_or_http_error
 
 __all__ = [
     "RUNS_PATH",
@@ -118,10 +119,7 @@ class ManualTriggerPlugin:
         event = manual_event(
             body, idempotency_key=key, now=self._scheduler.clock.now(), requested_by=caller.get("username")
         )
-        try:
-            result = await self._scheduler.submit(event)
-        except SchedulerStopped as exc:
-            raise HttpError(503, "shutting_down", "the server is shutting down; retry the request") from exc
+        result = await submit_or_http_error(self._scheduler, event)
         if result.run.payload_sha256 != payload_sha256(event.payload):
             raise HttpError(
                 422,

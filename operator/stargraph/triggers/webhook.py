@@ -14,11 +14,12 @@ from typing import Any
 from stargraph.clock import Clock, SystemClock
 from stargraph.http import HttpError, HttpRequest, HttpResponse, Route, run_response
 from stargraph.metrics import Metrics
-from stargraph.scheduler import Scheduler, SchedulerStopped
+from stargraph.scheduler import Scheduler
 from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.keys import body_sha256, webhook_delivery_idempotency_key, webhook_idempotency_key
 from stargraph.triggers.signatures import SignatureError, parse_secret, verify
 from stargraph.triggers.specs import WebhookSpec
+from stargraph.triggers.submission import submit_or_http_error
 
 __all__ = ["HOOK_PATH", "WebhookTriggerPlugin"]
 
@@ -122,12 +123,5 @@ class WebhookTriggerPlugin:
             idempotency_key=key,
             payload={**spec.payload, "delivery": {"id": verification.delivery_id, "bodySha256": body_hash}},
         )
-        try:
-            result = await self._scheduler.submit(event)
-        except SchedulerStopped as exc:
-            raise HttpError(503, "shutting_down", "the operator is shutting down; retry the delivery") from exc
-        except Exception as exc:
-            raise HttpError(
-                503, "run_not_created", f"the Run could not be created ({type(exc).__name__}); retry the delivery"
-            ) from exc
+        result = await submit_or_http_error(self._scheduler, event)
         return run_response(result.run, created=result.created)

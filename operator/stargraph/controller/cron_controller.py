@@ -1,0 +1,300 @@
+"""CronTrigger objects → the cron plugin, and the cron plugin's outcomes → status, Events and Run history.
+
+The controller is also the plugin's `CronGate` (concurrency policy, judged on the Run index's active Runs) and its
+`CronObserver` (status fields and Events per fire). Reconciling is idempotent and cheap when nothing changed: an
+object whose generation was already applied (our own status writes come back as such events) costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from stargraph.api.v1alpha1 import CronTriggerSpec
+from stargraph.clock import Clock
+from stargraph.controller import conditions
+from stargraph.controller.event_recorder import EventRecorder
+from stargraph.controller.kinds import CRON, object_ref, parse_time
+from stargraph.controller.status_writer import StatusWriter
+from stargraph.k8s.client import KubeClient
+from stargraph.k8s.errors import KubeError, NotFound
+from stargraph.k8s.events import ObjectRef
+from stargraph.k8s.run_index import RunIndex, RunInfo, TriggerKey
+from stargraph.k8s.run_sink import runs_path, trigger_payload
+from stargraph.runs import TriggerObject
+from stargraph.scheduler.sinks import SubmitResult
+from stargraph.triggers.base import describe_validation_error
+from stargraph.triggers.cron import CronTriggerPlugin
+from stargraph.triggers.cron_schedule import ScheduleError
+from stargraph.triggers.keys import format_fire_time
+from stargraph.triggers.specs import CronSpec
+
+__all__ = ["CronController"]
+
+log = structlog.get_logger("stargraph.controller")
+
+KIND, PLURAL = CRON
+
+
+@dataclass
+class _Trigger:
+    uid: str
+    generation: int
+    spec: CronTriggerSpec
+    ref: ObjectRef
+    last_schedule_time: datetime | None
+    missed: int
+    active: list[str] = field(default_factory=list)
+
+
+def _fmt(when: datetime | None) -> str | None:
+    return format_fire_time(when) if when else None
+
+
+class CronController:
+    def __init__(
+        self,
+        *,
+        api: KubeClient,
+        plugin: CronTriggerPlugin,
+        index: RunIndex,
+        status: StatusWriter,
+        events: EventRecorder,
+        clock: Clock,
+    ) -> None:
+        self._api = api
+        self._plugin = plugin
+        self._index = index
+        self._status = status
+        self._events = events
+        self._clock = clock
+        self._triggers: dict[tuple[str, str], _Trigger] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._wake = asyncio.Event()
+        self._housekeeper: asyncio.Task[None] | None = None
+        index.subscribe(self._runs_changed)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._housekeeper = asyncio.create_task(self._keep_house(), name="cron-housekeeping")
+
+    async def stop(self) -> None:
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeper
+
+    # -- reconciliation ----------------------------------------------------------------------------------------
+
+    def reconcile(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        metadata = body["metadata"]
+        key = (metadata["namespace"], metadata["name"])
+        if event_type == "DELETED" or metadata.get("deletionTimestamp"):
+            self._forget(key)
+            return
+        uid, generation = metadata["uid"], metadata.get("generation", 1)
+        known = self._triggers.get(key)
+        if known is not None and known.uid == uid and known.generation == generation:
+            return
+        first = known is None or known.uid != uid
+        status = body.get("status") or {}
+        ref = object_ref(body, KIND)
+        try:
+            spec = CronTriggerSpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            self._stall(body, ref, reason="InvalidSpec", message=f"spec: {describe_validation_error(exc)}")
+            return
+        trigger = TriggerObject(kind=KIND, name=key[1], namespace=key[0], uid=uid, run_template=spec.run_template)
+        last = parse_time(status.get("lastScheduleTime"))
+        cron_spec = CronSpec(
+            name=key[1],
+            namespace=key[0],
+            schedule=spec.schedule,
+            time_zone=spec.time_zone,
+            suspend=spec.suspend,
+            starting_deadline_seconds=spec.starting_deadline_seconds,
+            catch_up=spec.catch_up.value,
+            catch_up_limit=spec.catch_up_limit,
+            concurrency_policy=spec.concurrency_policy.value,
+            resume_from=last or parse_time(metadata.get("creationTimestamp")),
+            payload=trigger_payload(trigger),
+        )
+        self._triggers[key] = _Trigger(
+            uid=uid,
+            generation=generation,
+            spec=spec,
+            ref=ref,
+            last_schedule_time=last,
+            missed=int(status.get("missedSchedules") or 0),
+            active=[item.get("name", "") for item in status.get("active") or ()],
+        )
+        try:
+            schedule = self._plugin.apply(cron_spec, catch_up=first)
+        except ScheduleError as exc:
+            del self._triggers[key]
+            reason = "UnknownTimeZone" if exc.field == "timeZone" else "InvalidSchedule"
+            self._stall(body, ref, reason=reason, message=f"spec.{exc.field}: {exc.message}")
+            return
+        wanted = {
+            "observedGeneration": generation,
+            "conditions": conditions.conditions_for(
+                conditions.ready(generation, message="suspended" if spec.suspend else ""),
+                status.get("conditions"),
+                self._clock.now(),
+            ),
+            "scheduleDescription": schedule.explain(),
+            "nextScheduleTime": _fmt(self._plugin.next_fire(cron_spec.trigger_id)),
+        }
+        if any(status.get(name) != value for name, value in wanted.items()):
+            self._status.update(plural=PLURAL, namespace=key[0], name=key[1], status=wanted)
+        self._dirty.add(key)
+        self._wake.set()
+
+    def _stall(self, body: Mapping[str, Any], ref: ObjectRef, *, reason: str, message: str) -> None:
+        metadata = body["metadata"]
+        key = (metadata["namespace"], metadata["name"])
+        self._plugin.remove(f"cron:{key[0]}/{key[1]}")
+        self._triggers.pop(key, None)
+        generation = metadata.get("generation", 1)
+        current = body.get("status") or {}
+        wanted = conditions.stalled(generation, reason=reason, message=message)
+        if conditions.same(current, generation, wanted):
+            return
+        self._status.update(
+            plural=PLURAL,
+            namespace=key[0],
+            name=key[1],
+            status={
+                "observedGeneration": generation,
+                "conditions": conditions.conditions_for(wanted, current.get("conditions"), self._clock.now()),
+                "nextScheduleTime": None,
+            },
+        )
+        self._events.warning(ref, reason, message)
+        log.info("crontrigger stalled", trigger=f"{key[0]}/{key[1]}", reason=reason, message=message)
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        self._plugin.remove(f"cron:{key[0]}/{key[1]}")
+        self._triggers.pop(key, None)
+        self._status.forget(plural=PLURAL, namespace=key[0], name=key[1])
+
+    # -- CronGate ------------------------------------------------------------------------------------------------
+
+    async def admit(self, spec: CronSpec, fire: datetime) -> bool:
+        active = [run for run in self._index.runs_of((spec.namespace, "crontrigger", spec.name)) if run.active]
+        if not active:
+            return True
+        if spec.concurrency_policy == "Forbid":
+            return False
+        for run in active:
+            with contextlib.suppress(NotFound):
+                await self._api.delete(runs_path(run.ref.namespace, run.ref.name), propagation_policy="Background")
+        trigger = self._triggers.get((spec.namespace, spec.name))
+        if trigger is not None:
+            names = ", ".join(run.ref.name for run in active)
+            self._events.normal(trigger.ref, "Replaced", f"concurrencyPolicy Replace: deleted active Run(s) {names}")
+        return True
+
+    # -- CronObserver --------------------------------------------------------------------------------------------
+
+    def fired(self, spec: CronSpec, fire: datetime, result: SubmitResult) -> None:
+        trigger = self._triggers.get((spec.namespace, spec.name))
+        if trigger is None:
+            return
+        if trigger.last_schedule_time is None or fire > trigger.last_schedule_time:
+            trigger.last_schedule_time = fire
+        self._status.update(
+            plural=PLURAL,
+            namespace=spec.namespace,
+            name=spec.name,
+            status={
+                "lastScheduleTime": _fmt(trigger.last_schedule_time),
+                "lastRunName": result.run.name,
+                "nextScheduleTime": _fmt(self._plugin.next_fire(spec.trigger_id)),
+            },
+        )
+        if result.created:
+            self._events.normal(trigger.ref, "Fired", f"created Run {result.run.name} for {format_fire_time(fire)}")
+
+    def skipped(self, spec: CronSpec, fire: datetime) -> None:
+        trigger = self._triggers.get((spec.namespace, spec.name))
+        if trigger is None:
+            return
+        self._status.update(
+            plural=PLURAL,
+            namespace=spec.namespace,
+            name=spec.name,
+            status={"nextScheduleTime": _fmt(self._plugin.next_fire(spec.trigger_id))},
+        )
+        self._events.normal(
+            trigger.ref,
+            "Skipped",
+            f"concurrencyPolicy Forbid: the fire at {format_fire_time(fire)} was skipped, Run(s) "
+            f"{', '.join(trigger.active) or 'of this trigger'} still active",
+        )
+
+    def missed(self, spec: CronSpec, count: int) -> None:
+        trigger = self._triggers.get((spec.namespace, spec.name))
+        if trigger is None:
+            return
+        trigger.missed += count
+        self._status.update(
+            plural=PLURAL, namespace=spec.namespace, name=spec.name, status={"missedSchedules": trigger.missed}
+        )
+        deadline = spec.starting_deadline_seconds
+        why = f"startingDeadlineSeconds={deadline}" if deadline is not None else f"catchUp={spec.catch_up}"
+        self._events.warning(trigger.ref, "MissedSchedule", f"{count} fire(s) not created ({why})")
+
+    def failed(self, spec: CronSpec, fire: datetime, error: Exception) -> None:
+        trigger = self._triggers.get((spec.namespace, spec.name))
+        if trigger is not None:
+            self._events.warning(
+                trigger.ref, "RunNotCreated", f"the fire at {format_fire_time(fire)} has no Run: {error}"
+            )
+
+    # -- Run history and active list -----------------------------------------------------------------------------
+
+    def _runs_changed(self, trigger: TriggerKey) -> None:
+        namespace, kind, name = trigger
+        if kind == "crontrigger" and (namespace, name) in self._triggers:
+            self._dirty.add((namespace, name))
+            self._wake.set()
+
+    async def _keep_house(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            dirty, self._dirty = self._dirty, set()
+            for key in dirty:
+                try:
+                    await self._tidy(key)
+                except KubeError as exc:
+                    log.warning("run history not pruned", trigger=f"{key[0]}/{key[1]}", error=repr(exc))
+
+    async def _tidy(self, key: tuple[str, str]) -> None:
+        trigger = self._triggers.get(key)
+        if trigger is None:
+            return
+        runs = self._index.runs_of((key[0], "crontrigger", key[1]))
+        active = [run.ref.name for run in runs if run.active]
+        if active != trigger.active:
+            trigger.active = active
+            self._status.update(
+                plural=PLURAL, namespace=key[0], name=key[1], status={"active": [{"name": n} for n in active]}
+            )
+        for phase, limit in (
+            ("Succeeded", trigger.spec.successful_runs_history_limit),
+            ("Failed", trigger.spec.failed_runs_history_limit),
+        ):
+            finished: list[RunInfo] = sorted((r for r in runs if r.phase == phase), key=lambda r: r.finished)
+            for run in finished[: max(0, len(finished) - limit)]:
+                with contextlib.suppress(NotFound):
+                    await self._api.delete(runs_path(run.ref.namespace, run.ref.name), propagation_policy="Background")

@@ -1,0 +1,137 @@
+"""kopf, run in a thread of its own: it watches the trigger kinds and hands every event to the controllers.
+
+Why a thread: kopf installs its own SIGINT/SIGTERM handlers on the main thread's loop and, when it exits, cancels
+tasks it did not start. In its own thread (kopf's documented embedding) it does neither, so the HTTP server owns
+the signals and shuts down in our order: stop accepting, stop the watches, stop the triggers, finish the Runs in
+flight. Every handler runs its work on the main loop, where the plugins and the scheduler live, so no state is
+shared between threads.
+
+Only `on.event` handlers are used: they put no finalizer on the objects (deleting a trigger never waits for the
+operator) and write nothing back through kopf; status is written by `StatusWriter`. Peering is off (standalone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+import kopf
+
+from stargraph.api.v1alpha1 import GROUP, VERSION
+from stargraph.k8s.credentials import Credentials
+from stargraph.k8s.tokens import TokenProvider
+
+__all__ = ["KopfRunner", "Reconcilers"]
+
+Reconcile = Callable[[str | None, dict[str, Any]], Coroutine[Any, Any, None]]
+
+
+class Reconcilers:
+    """What the handlers call, on the main loop: one coroutine function per watched kind."""
+
+    def __init__(
+        self, *, cron: Reconcile, webhook: Reconcile, secret: Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+    ) -> None:
+        self.cron = cron
+        self.webhook = webhook
+        self.secret = secret
+
+
+def _registry(
+    reconcilers: Reconcilers, credentials: Credentials, main: asyncio.AbstractEventLoop
+) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    async def on_main(coro: Coroutine[Any, Any, None]) -> None:
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, main))
+
+    @kopf.on.login(registry=registry)
+    async def login(**_: Any) -> kopf.ConnectionInfo:
+        token = await TokenProvider(credentials).token()
+        return kopf.ConnectionInfo(
+            server=credentials.server,
+            ca_path=credentials.ca_file,
+            ca_data=credentials.ca_data,
+            insecure=not credentials.verify,
+            certificate_path=credentials.cert_file,
+            private_key_path=credentials.key_file,
+            scheme="Bearer" if token else None,
+            token=token,
+        )
+
+    @kopf.on.event(GROUP, VERSION, "crontriggers", registry=registry)
+    async def cron_event(event: kopf.RawEvent, **_: Any) -> None:
+        await on_main(reconcilers.cron(event.get("type"), dict(event["object"])))
+
+    @kopf.on.event(GROUP, VERSION, "webhooktriggers", registry=registry)
+    async def webhook_event(event: kopf.RawEvent, **_: Any) -> None:
+        await on_main(reconcilers.webhook(event.get("type"), dict(event["object"])))
+
+    @kopf.on.event("", "v1", "secrets", registry=registry)
+    async def secret_event(event: kopf.RawEvent, **_: Any) -> None:
+        if event.get("type") in ("ADDED", "MODIFIED", None):
+            await on_main(reconcilers.secret(dict(event["object"])))
+
+    return registry
+
+
+def _settings() -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.posting.enabled = False  # our Events are posted by the controllers, with reasons users can filter on
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    return settings
+
+
+class KopfRunner:
+    def __init__(
+        self,
+        *,
+        credentials: Credentials,
+        reconcilers: Reconcilers,
+        namespaces: Sequence[str] = (),
+        ready_timeout: float = 60.0,
+    ) -> None:
+        self._credentials = credentials
+        self._reconcilers = reconcilers
+        self._namespaces = list(namespaces)
+        self._ready_timeout = ready_timeout
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    async def start(self) -> None:
+        """Start watching; returns once kopf is up (its initial listings are then on their way)."""
+        registry = _registry(self._reconcilers, self._credentials, asyncio.get_running_loop())
+        # kopf logs every handled event at INFO; at 10,000 triggers that is most of the operator's CPU.
+        logging.getLogger("kopf").setLevel(logging.WARNING)
+        self._thread = threading.Thread(target=self._run, args=(registry,), name="kopf", daemon=True)
+        self._thread.start()
+        if not await asyncio.to_thread(self._ready.wait, self._ready_timeout):
+            raise RuntimeError(f"kopf did not become ready within {self._ready_timeout:g}s: {self.error!r}")
+
+    async def stop(self, *, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, timeout)
+
+    def _run(self, registry: kopf.OperatorRegistry) -> None:
+        try:
+            asyncio.run(
+                kopf.operator(
+                    registry=registry,
+                    settings=_settings(),
+                    standalone=True,
+                    clusterwide=not self._namespaces,
+                    namespaces=self._namespaces,
+                    stop_flag=self._stop,
+                    ready_flag=self._ready,
+                )
+            )
+        except BaseException as exc:
+            self.error = exc
+            raise

@@ -1,0 +1,181 @@
+"""`create_operator_app()`: the serve app with the Kubernetes parts plugged in — the whole operator in one process.
+
+Start-up order: API client → Run index (waits for its first list, so dedupe and catch-up see the Runs that exist)
+→ status and Event writers → scheduler and trigger plugins (the serve app) → kopf watches the triggers.
+Shutdown is the reverse, driven by the HTTP server's SIGTERM handling: stop accepting requests, stop kopf, stop
+the triggers, finish the Run creations in flight, flush status, close the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+import structlog
+from fastapi import FastAPI
+
+from stargraph.api.v1alpha1 import GROUP, VERSION
+from stargraph.clock import SystemClock
+from stargraph.controller.authorizer import KubeAuthorizer
+from stargraph.controller.cron_controller import CronController
+from stargraph.controller.event_recorder import EventRecorder
+from stargraph.controller.kinds import TRIGGER_PLURALS
+from stargraph.controller.kopf_runner import KopfRunner, Reconcilers
+from stargraph.controller.status_writer import StatusWriter
+from stargraph.controller.webhook_controller import WebhookController
+from stargraph.k8s.client import KubeClient
+from stargraph.k8s.credentials import Credentials
+from stargraph.k8s.informer import Informer
+from stargraph.k8s.paths import path
+from stargraph.k8s.run_index import RunIndex
+from stargraph.k8s.run_sink import KubeRunSink
+from stargraph.runs import LABEL_TRIGGER
+from stargraph.scheduler.sinks import SubmitResult
+from stargraph.serve import AppState, create_app
+from stargraph.triggers.cron import CronTriggerPlugin
+from stargraph.triggers.events import TriggerEvent
+from stargraph.triggers.specs import CronSpec
+from stargraph.triggers.webhook import WebhookTriggerPlugin
+
+__all__ = ["OperatorConfig", "create_operator_app"]
+
+log = structlog.get_logger("stargraph.operator")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    credentials: Credentials
+    namespaces: Sequence[str] = ()
+    """Watch only these namespaces; empty means the whole cluster."""
+    sync_timeout: float = 60.0
+    drain_timeout: float = 20.0
+    extra_deps: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _plugin(state: AppState, name: str, kind: type[T]) -> T:
+    hooks = state.pm.get_plugin(name)
+    trigger = getattr(hooks, "trigger", hooks)
+    if not isinstance(trigger, kind):
+        raise RuntimeError(f"the {name!r} trigger plugin is not loaded; the operator needs it")
+    return trigger
+
+
+class _Wiring:
+    """What the two halves of the lifespan share."""
+
+    api: KubeClient
+    index: RunIndex
+    status: StatusWriter
+    events: EventRecorder
+    webhooks: WebhookController | None = None
+
+    cron: CronController
+
+    def on_result(self, event: TriggerEvent, result: SubmitResult) -> None:
+        if self.webhooks is not None and event.trigger_id.startswith("webhook:"):
+            self.webhooks.delivered(event, result)
+
+    # The cron plugin is initialised before the controller exists (it needs the plugin): these forward to it.
+    async def admit(self, spec: CronSpec, fire: datetime) -> bool:
+        return await self.cron.admit(spec, fire)
+
+    def fired(self, spec: CronSpec, fire: datetime, result: SubmitResult) -> None:
+        self.cron.fired(spec, fire, result)
+
+    def skipped(self, spec: CronSpec, fire: datetime) -> None:
+        self.cron.skipped(spec, fire)
+
+    def missed(self, spec: CronSpec, count: int) -> None:
+        self.cron.missed(spec, count)
+
+    def failed(self, spec: CronSpec, fire: datetime, error: Exception) -> None:
+        self.cron.failed(spec, fire, error)
+
+
+def create_operator_app(config: OperatorConfig) -> FastAPI:
+    clock = SystemClock()
+    wiring = _Wiring()
+
+    @asynccontextmanager
+    async def resources() -> AsyncIterator[Mapping[str, Any]]:
+        async with KubeClient(config.credentials) as api, contextlib.AsyncExitStack() as stack:
+            wiring.api = api
+            wiring.index = RunIndex()
+            namespaces: list[str | None] = list(config.namespaces) or [None]
+            informers = [
+                Informer(
+                    api,
+                    path(group=GROUP, version=VERSION, plural="runs", namespace=namespace),
+                    on_change=wiring.index.on_change,
+                    params={"labelSelector": LABEL_TRIGGER},
+                )
+                for namespace in namespaces
+            ]
+            tasks = [asyncio.create_task(informer.run(), name="run-informer") for informer in informers]
+            stack.callback(lambda: [task.cancel() for task in tasks])
+            await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), config.sync_timeout)
+            log.info("run index synced", runs=len(wiring.index))
+            wiring.status = StatusWriter(api)
+            wiring.events = EventRecorder(api)
+            await wiring.status.start()
+            stack.push_async_callback(wiring.status.stop)
+            await wiring.events.start()
+            stack.push_async_callback(wiring.events.stop)
+            yield {
+                "sink": KubeRunSink(api, wiring.index, kinds=TRIGGER_PLURALS),
+                "authorizer": KubeAuthorizer(api),
+                "on_result": wiring.on_result,
+                "cron_gate": wiring,
+                "cron_observer": wiring,
+                **config.extra_deps,
+            }
+
+    @asynccontextmanager
+    async def attach(state: AppState) -> AsyncIterator[None]:
+        cron = wiring.cron = CronController(
+            api=wiring.api,
+            plugin=_plugin(state, "cron", CronTriggerPlugin),
+            index=wiring.index,
+            status=wiring.status,
+            events=wiring.events,
+            clock=clock,
+        )
+        wiring.webhooks = WebhookController(
+            api=wiring.api,
+            plugin=_plugin(state, "webhook", WebhookTriggerPlugin),
+            status=wiring.status,
+            events=wiring.events,
+            clock=clock,
+        )
+        await cron.start()
+
+        async def reconcile_cron(event_type: str | None, body: dict[str, Any]) -> None:
+            cron.reconcile(event_type, body)
+
+        runner = KopfRunner(
+            credentials=config.credentials,
+            reconcilers=Reconcilers(
+                cron=reconcile_cron, webhook=wiring.webhooks.reconcile, secret=wiring.webhooks.secret_changed
+            ),
+            namespaces=config.namespaces,
+        )
+        await runner.start()
+        try:
+            yield
+        finally:
+            await runner.stop()
+            await cron.stop()
+
+    return create_app(
+        resources=resources,
+        attach=attach,
+        clock=clock,
+        stop_timeout=config.drain_timeout,
+    )

@@ -1,0 +1,107 @@
+"""Coalescing status writes: many changes to one object's status become one merge patch to `/status`.
+
+A busy trigger (a seconds-level schedule, a burst of webhooks) changes its status far more often than anyone can
+read it; patches are merged per object and written by a small pool of workers, newest values winning. A write to
+an object that is gone is dropped; other failures are retried a few times, then logged: status is a report, and a
+lost report must not stop the Runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from stargraph.api.v1alpha1 import GROUP, VERSION
+from stargraph.k8s.client import KubeClient
+from stargraph.k8s.errors import KubeError, NotFound
+from stargraph.k8s.paths import path
+
+__all__ = ["StatusWriter", "merge"]
+
+log = structlog.get_logger("stargraph.controller")
+
+ObjectKey = tuple[str, str, str]
+"""(plural, namespace, name)"""
+
+
+def merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON merge patch semantics for nested dicts (lists and scalars replace)."""
+    merged = dict(base)
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class StatusWriter:
+    def __init__(self, api: KubeClient, *, workers: int = 16, attempts: int = 3) -> None:
+        self._api = api
+        self._pending: dict[ObjectKey, dict[str, Any]] = {}
+        self._inflight: set[ObjectKey] = set()  # one write per object at a time, so an older one never lands last
+        self._queue: asyncio.Queue[ObjectKey] = asyncio.Queue()
+        self._workers_wanted = workers
+        self._attempts = attempts
+        self._workers: list[asyncio.Task[None]] = []
+        self.written = 0
+
+    def update(self, *, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        key = (plural, namespace, name)
+        if key in self._pending:
+            self._pending[key] = merge(self._pending[key], status)
+            return
+        self._pending[key] = dict(status)
+        if key not in self._inflight:
+            self._queue.put_nowait(key)
+
+    def forget(self, *, plural: str, namespace: str, name: str) -> None:
+        self._pending.pop((plural, namespace, name), None)
+
+    async def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"status-writer-{i}") for i in range(self._workers_wanted)
+        ]
+
+    async def stop(self, *, timeout: float = 10.0) -> None:
+        """Write what is pending (up to `timeout`), then stop."""
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout)
+        except TimeoutError:
+            log.warning("status writes left unwritten at shutdown", pending=len(self._pending))
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._queue.get()
+            status = self._pending.pop(key, None)
+            try:
+                if status is not None:
+                    self._inflight.add(key)
+                    await self._write(key, status)
+            finally:
+                self._inflight.discard(key)
+                if key in self._pending:
+                    self._queue.put_nowait(key)
+                self._queue.task_done()
+
+    async def _write(self, key: ObjectKey, status: dict[str, Any]) -> None:
+        plural, namespace, name = key
+        target = path(group=GROUP, version=VERSION, plural=plural, namespace=namespace, name=name, subresource="status")
+        for attempt in range(1, self._attempts + 1):
+            try:
+                await self._api.patch(target, {"status": status})
+                self.written += 1
+                return
+            except NotFound:
+                return
+            except KubeError as exc:
+                if attempt == self._attempts:
+                    log.error("status not written", object=f"{plural}/{namespace}/{name}", error=repr(exc))
+                    return
+                await asyncio.sleep(0.2 * attempt)

@@ -1,0 +1,118 @@
+"""The Kubernetes `RunSink`: Runs created with deterministic names, duplicates settled by the apiserver's 409.
+
+`create` resolves the trigger a Run belongs to (from the event's payload, or by reading the trigger for a manual
+run that names it), builds the manifest with `stargraph.runs.build_run`, and POSTs it. A 409 is examined, never
+trusted blindly: the existing Run is a duplicate only if it carries the same idempotency key and belongs to the
+same trigger (uid); anything else is a conflict that is reported and never adopted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from stargraph.api.v1alpha1 import GROUP, VERSION
+from stargraph.k8s.client import KubeClient
+from stargraph.k8s.errors import Conflict, Invalid, NotFound
+from stargraph.k8s.paths import path
+from stargraph.k8s.run_index import RunIndex
+from stargraph.runs import TriggerObject, build_run, run_ref
+from stargraph.scheduler.sinks import PermanentSinkError, RunRef, SubmitResult
+from stargraph.triggers.events import TriggerEvent
+
+__all__ = ["PAYLOAD_TRIGGER", "KubeRunSink", "TriggerKinds"]
+
+PAYLOAD_TRIGGER = "trigger"
+"""Payload entry the operator's triggers carry: the `TriggerObject` fields, so no read is needed per fire."""
+
+TriggerKinds = Mapping[str, str]
+"""Trigger kind → plural, for the kinds whose objects a manual run may name."""
+
+
+def runs_path(namespace: str, name: str | None = None) -> str:
+    return path(group=GROUP, version=VERSION, plural="runs", namespace=namespace, name=name)
+
+
+def trigger_payload(trigger: TriggerObject) -> dict[str, Any]:
+    return {
+        PAYLOAD_TRIGGER: {
+            "apiVersion": trigger.api_version,
+            "kind": trigger.kind,
+            "name": trigger.name,
+            "namespace": trigger.namespace,
+            "uid": trigger.uid,
+            "runTemplate": trigger.run_template.model_dump(by_alias=True, exclude_defaults=True),
+        }
+    }
+
+
+class KubeRunSink:
+    def __init__(self, api: KubeClient, index: RunIndex, *, kinds: TriggerKinds) -> None:
+        self._api = api
+        self._index = index
+        self._kinds = dict(kinds)
+
+    def lookup(self, idempotency_key: str) -> RunRef | None:
+        return self._index.lookup(idempotency_key)
+
+    async def create(self, event: TriggerEvent) -> SubmitResult:
+        source = event.trigger_id.partition(":")[0]
+        trigger, params = await self._trigger_for(event)
+        body = build_run(event, trigger=trigger, source=source, params=params)
+        name = body["metadata"]["name"]
+        try:
+            created = await self._api.create(runs_path(trigger.namespace), body)
+        except Conflict:
+            return await self._settle_conflict(event, trigger, name)
+        except (Invalid, NotFound) as exc:
+            raise PermanentSinkError(
+                f"Run {trigger.namespace}/{name} was refused: {exc}", status=422, reason="run_invalid"
+            ) from exc
+        self._index.on_change("ADDED", created)
+        ref = run_ref(created)
+        assert ref is not None, "a Run built by build_run carries its key"
+        return SubmitResult(run=ref, created=True)
+
+    async def _trigger_for(self, event: TriggerEvent) -> tuple[TriggerObject, dict[str, Any] | None]:
+        carried = event.payload.get(PAYLOAD_TRIGGER)
+        if carried is not None:
+            return TriggerObject.from_body(
+                {
+                    "apiVersion": carried["apiVersion"],
+                    "kind": carried["kind"],
+                    "metadata": {"name": carried["name"], "namespace": carried["namespace"], "uid": carried["uid"]},
+                    "spec": {"runTemplate": carried.get("runTemplate") or {}},
+                }
+            ), None
+        # A manual run names its trigger; read it for its uid (the owner reference) and its Run template.
+        ref = event.payload.get("triggerRef") or {}
+        plural = self._kinds.get(ref.get("kind", ""))
+        if plural is None:
+            known = ", ".join(sorted(self._kinds))
+            raise PermanentSinkError(
+                f"triggerRef.kind {ref.get('kind')!r} is not one of: {known}", status=422, reason="unknown_kind"
+            )
+        namespace, name = ref.get("namespace", "default"), ref["name"]
+        try:
+            body = await self._api.get(
+                path(group=GROUP, version=VERSION, plural=plural, namespace=namespace, name=name)
+            )
+        except NotFound as exc:
+            raise PermanentSinkError(
+                f"{ref['kind']} {namespace}/{name} not found", status=404, reason="trigger_not_found"
+            ) from exc
+        return TriggerObject.from_body(body), dict(event.payload.get("params") or {})
+
+    async def _settle_conflict(self, event: TriggerEvent, trigger: TriggerObject, name: str) -> SubmitResult:
+        existing = await self._api.get(runs_path(trigger.namespace, name))
+        ref = run_ref(existing)
+        owners = {owner.get("uid") for owner in existing["metadata"].get("ownerReferences") or ()}
+        if ref is not None and ref.idempotency_key == event.idempotency_key and trigger.uid in owners:
+            self._index.on_change("ADDED", existing)
+            return SubmitResult(run=ref, created=False)
+        raise PermanentSinkError(
+            f"Run {trigger.namespace}/{name} already exists and is not this fire's (different idempotency key or "
+            "owner); it was left alone",
+            status=409,
+            reason="run_name_conflict",
+        )
