@@ -131,7 +131,12 @@ _KINDS: tuple[_Kind, ...] = (
             _column("TimeZone", ".spec.timeZone", "string", "IANA time zone the schedule is read in."),
             _column("Suspended", ".spec.suspend", "boolean", "Whether firing is stopped."),
             _column("Last", ".status.lastScheduleTime", "date", "The latest fire that has its Run."),
-            _column("Next", ".status.nextScheduleTime", "date", "The next fire."),
+            _column(
+                "Next",
+                ".status.nextScheduleTime",
+                "string",
+                "The next fire (RFC 3339; kubectl prints future dates as <invalid>).",
+            ),
             _READY_COLUMN,
             _AGE,
         ),
