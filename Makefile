@@ -34,5 +34,8 @@ lint: venv
 bench: venv controlplane
 	$(PY) -m bench
 
+run: venv controlplane
+	hack/run.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
