@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import timeit
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 __all__ = ["main"]
@@ -123,16 +124,16 @@ def _wait_listening(port: int, timeout: float = 20.0) -> None:
     raise TimeoutError(f"benchmark server did not listen on 127.0.0.1:{port}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench.webhook_path", description=__doc__.splitlines()[0])
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each round")
     parser.add_argument("--concurrency", type=int, default=32)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(list(argv) if argv is not None else None)
     if args.serve:
         serve(args.serve)
-        return 0
+        return
 
     port = _free_port()
     server = subprocess.Popen([sys.executable, "-m", "bench.webhook_path", "--serve", str(port)])
@@ -153,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for size in (1024, 1 << 20):
         print(f"verify one {size // 1024:>4} KiB body: {verification_cost_us(size):10.1f} us")
-    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main(sys.argv[1:])

@@ -1,0 +1,311 @@
+"""Benchmark: the operator at scale, as ratios against baselines measured in the same run.
+
+1. Fire burst: N CronTriggers (default 1,000) all due at the same second. Measured: when each Run appears (a watch,
+   relative to the nominal fire instant). Baseline: a raw async client creating the same N Run manifests
+   (`stargraph.runs.build_run`) at concurrency 32, relative to its start. Printed: p50/p99/max of both and the
+   p99 ratio (target <= 1.25).
+2. Apply to Ready: M CronTriggers (default 10,000) in one file. Measured: `kubectl apply -f` wall time, and the time
+   until every trigger reports Ready for its generation (a watch). Printed: both and the ratio (target <= 1.5).
+3. Footprint once settled: the operator's resident memory (target < 300 MB) and its CPU over an idle window
+   (target < 2% of a core).
+
+    python -m bench operator_scale [--fire N] [--ready M] [--idle-seconds S] [--kubeconfig K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from stargraph.api.v1alpha1 import GROUP, VERSION
+from stargraph.k8s import KubeClient, load_credentials, path
+from stargraph.runs import TriggerObject, build_run
+from stargraph.triggers.cron import cron_event
+from stargraph.triggers.specs import CronSpec
+
+__all__ = ["main"]
+
+REPO = Path(__file__).resolve().parent.parent
+RAW_CONCURRENCY = 32
+
+
+def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), *args], input=stdin, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _percentiles(values: Sequence[float]) -> tuple[float, float, float]:
+    ordered = sorted(values)
+    p = statistics.quantiles(ordered, n=100, method="inclusive")
+    return p[49], p[98], ordered[-1]
+
+
+class Operator:
+    """`stargraph operator` as a subprocess, for its RSS and CPU."""
+
+    def __init__(self, kubeconfig: Path, log: Path) -> None:
+        self.port = _free_port()
+        self._log = log.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stargraph.cli",
+                "operator",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response,
+            ):
+                if response.status == 200:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError("operator did not become ready")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+
+def _cron_trigger(namespace: str, name: str, schedule: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "CronTrigger",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"schedule": schedule, "runTemplate": {"graph": "bench", "params": {"size": "small"}}},
+    }
+
+
+async def _ensure_namespace(api: KubeClient, name: str) -> None:
+    with contextlib.suppress(Exception):
+        await api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+async def raw_baseline(api: KubeClient, namespace: str, count: int, *, fire: datetime | None = None) -> list[float]:
+    """Completion times (s since start) of `count` Run creates from RAW_CONCURRENCY workers."""
+    await _ensure_namespace(api, namespace)
+    fire = fire or datetime.now(UTC).replace(microsecond=0)
+    bodies = []
+    for i in range(count):
+        spec = CronSpec(name=f"raw-{i}", namespace=namespace, schedule="* * * * *")
+        trigger = TriggerObject(kind="CronTrigger", name=spec.name, namespace=namespace, uid=str(uuid.uuid4()))
+        bodies.append(build_run(cron_event(spec, fire), trigger=trigger, source="cron"))
+    # ownerReferences to triggers that do not exist would be garbage-collected mid-measurement.
+    for body in bodies:
+        del body["metadata"]["ownerReferences"]
+    collection = path(group=GROUP, version=VERSION, plural="runs", namespace=namespace)
+    pending = iter(bodies)
+    done: list[float] = []
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        for body in pending:
+            await api.create(collection, body)
+            done.append(time.perf_counter() - started)
+
+    await asyncio.gather(*(worker() for _ in range(RAW_CONCURRENCY)))
+    return done
+
+
+async def _watch_until(api: KubeClient, collection: str, *, count: int, done: Any, timeout: float) -> dict[str, float]:
+    """Names → monotonic time at which `done(obj)` first held, until `count` names or `timeout`."""
+    seen: dict[str, float] = {}
+    listing = await api.list(collection)
+    now = time.monotonic()
+    for item in listing["items"]:
+        if done(item):
+            seen[item["metadata"]["name"]] = now
+    version = listing["metadata"]["resourceVersion"]
+    deadline = time.monotonic() + timeout
+    while len(seen) < count and time.monotonic() < deadline:
+        events = api.watch(
+            collection, resource_version=version, timeout_seconds=max(1, int(deadline - time.monotonic()))
+        )
+        async with contextlib.aclosing(events):
+            async for event in events:
+                version = event.object.get("metadata", {}).get("resourceVersion", version)
+                if event.type in ("ADDED", "MODIFIED") and done(event.object):
+                    seen.setdefault(event.object["metadata"]["name"], time.monotonic())
+                if len(seen) >= count or time.monotonic() > deadline:
+                    break
+    return seen
+
+
+def _ready(obj: dict[str, Any]) -> bool:
+    status = obj.get("status") or {}
+    if status.get("observedGeneration") != obj["metadata"].get("generation"):
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
+
+
+async def fire_burst(api: KubeClient, kubeconfig: Path, namespace: str, count: int) -> list[float]:
+    """Seconds from the shared fire instant until each Run was seen."""
+    await _ensure_namespace(api, namespace)
+    fire = (datetime.now(UTC) + timedelta(seconds=45)).replace(microsecond=0)
+    schedule = f"{fire.second} {fire.minute} {fire.hour} {fire.day} {fire.month} *"
+    triggers = [_cron_trigger(namespace, f"burst-{i}", schedule) for i in range(count)]
+    collection = path(group=GROUP, version=VERSION, plural="crontriggers", namespace=namespace)
+    sem = asyncio.Semaphore(32)
+
+    async def create(body: dict[str, Any]) -> None:
+        async with sem:
+            await api.create(collection, body)
+
+    await asyncio.gather(*(create(t) for t in triggers))
+    ready = await _watch_until(api, collection, count=count, done=_ready, timeout=40)
+    if len(ready) < count:
+        raise RuntimeError(f"only {len(ready)}/{count} triggers Ready before the fire")
+    seconds_to_fire = (fire - datetime.now(UTC)).total_seconds()
+    if seconds_to_fire < 1:
+        raise RuntimeError("the triggers were not all Ready before their fire instant; raise the margin")
+    fire_monotonic = time.monotonic() + seconds_to_fire
+    runs = path(group=GROUP, version=VERSION, plural="runs", namespace=namespace)
+    seen = await _watch_until(api, runs, count=count, done=lambda _: True, timeout=seconds_to_fire + 60)
+    if len(seen) < count:
+        raise RuntimeError(f"only {len(seen)}/{count} Runs appeared")
+    return [at - fire_monotonic for at in seen.values()]
+
+
+async def apply_to_ready(api: KubeClient, kubeconfig: Path, namespace: str, count: int) -> tuple[float, float]:
+    await _ensure_namespace(api, namespace)
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [_cron_trigger(namespace, f"t-{i}", "0 0 1 1 *") for i in range(count)],
+    }
+    collection = path(group=GROUP, version=VERSION, plural="crontriggers", namespace=namespace)
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+        json.dump(manifest, file)
+        file.flush()
+        started = time.monotonic()
+        watcher = asyncio.create_task(_watch_until(api, collection, count=count, done=_ready, timeout=900))
+        applying = await asyncio.create_subprocess_exec(
+            "kubectl",
+            "--kubeconfig",
+            str(kubeconfig),
+            "apply",
+            "-f",
+            file.name,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await applying.communicate()
+        applied = time.monotonic() - started
+        if applying.returncode != 0:
+            raise RuntimeError(f"kubectl apply failed: {stderr.decode()[-500:]}")
+        seen = await watcher
+    if len(seen) < count:
+        raise RuntimeError(f"only {len(seen)}/{count} triggers became Ready")
+    return applied, max(seen.values()) - started
+
+
+async def _run(kubeconfig: Path, *, fire: int, ready: int, idle_seconds: float, scratch: Path) -> None:
+    _kubectl(kubeconfig, "apply", "-f", str(REPO / "crds"))
+    _kubectl(kubeconfig, "wait", "--for", "condition=established", "--timeout=60s", "crd", "--all")
+    async with KubeClient(load_credentials(kubeconfig=str(kubeconfig))) as api:
+        # Unmeasured warm-up: a new CRD's creates are held for a moment, and connections and caches fill.
+        await raw_baseline(api, "bench-warmup", 200, fire=datetime(2000, 1, 1, tzinfo=UTC))
+        raw = await raw_baseline(api, "bench-raw", fire)
+        operator = Operator(kubeconfig, scratch / "operator.log")
+        try:
+            operator.wait_ready()
+            burst = await fire_burst(api, kubeconfig, "bench-fire", fire)
+            raw_p = _percentiles(raw)
+            op_p = _percentiles(burst)
+            print(f"fire burst: {fire} CronTriggers due at one instant; seconds until each Run exists")
+            print(f"  raw client (c={RAW_CONCURRENCY}) p50 {raw_p[0]:.2f}  p99 {raw_p[1]:.2f}  max {raw_p[2]:.2f}")
+            print(f"  operator            p50 {op_p[0]:.2f}  p99 {op_p[1]:.2f}  max {op_p[2]:.2f}")
+            print(f"  ratio p99 {op_p[1] / raw_p[1]:.2f}x (target <= 1.25x)", flush=True)
+
+            applied, all_ready = await apply_to_ready(api, kubeconfig, "bench-ready", ready)
+            print(f"apply to Ready: {ready} CronTriggers")
+            print(f"  kubectl apply {applied:.1f} s; all Ready after {all_ready:.1f} s")
+            print(f"  ratio {all_ready / applied:.2f}x (target <= 1.5x)", flush=True)
+
+            await asyncio.sleep(10)  # let status writes and Events drain before measuring idle
+            before = operator.cpu_seconds()
+            await asyncio.sleep(idle_seconds)
+            cpu = (operator.cpu_seconds() - before) / idle_seconds * 100
+            print(
+                f"settled with {fire + ready} triggers: RSS {operator.rss_mb():.0f} MB (target < 300), "
+                f"idle CPU {cpu:.2f}% of a core over {idle_seconds:.0f} s (target < 2%)"
+            )
+        finally:
+            operator.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.operator_scale", description=__doc__.splitlines()[0])
+    parser.add_argument("--fire", type=int, default=1000, help="CronTriggers due at one instant")
+    parser.add_argument("--ready", type=int, default=10000, help="CronTriggers applied in one file")
+    parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting a control plane")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(REPO))
+    from tests.support.controlplane import ControlPlane
+
+    with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as stack:
+        kubeconfig = args.kubeconfig or stack.enter_context(ControlPlane()).kubeconfig
+        asyncio.run(
+            _run(kubeconfig, fire=args.fire, ready=args.ready, idle_seconds=args.idle_seconds, scratch=Path(scratch))
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
