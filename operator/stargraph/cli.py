@@ -125,7 +125,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
     """Run the operator: kopf watching the triggers, the triggers, and the HTTP server, in one process."""
     import uvicorn
 
-    from stargraph.controller.operator import OperatorConfig, create_operator_app
+    from stargraph.controller.operator import LeaderElection, OperatorConfig, create_operator_app
     from stargraph.k8s import ConfigError, load_credentials
     from stargraph.logs import configure_logging
 
@@ -134,7 +134,14 @@ def cmd_operator(args: argparse.Namespace) -> int:
         credentials = load_credentials(kubeconfig=args.kubeconfig, context=args.context)
     except ConfigError as exc:
         raise UsageError(f"--kubeconfig: {exc}") from exc
-    app = create_operator_app(OperatorConfig(credentials=credentials, namespaces=args.watch_namespace))
+    election = None
+    if args.leader_elect:
+        lease_namespace = args.leader_election_namespace or os.environ.get("POD_NAMESPACE")
+        if not lease_namespace:
+            raise UsageError("--leader-election-namespace: required with --leader-elect (or set POD_NAMESPACE)")
+        election = LeaderElection(namespace=lease_namespace, name=args.leader_election_name)
+    config = OperatorConfig(credentials=credentials, namespaces=args.watch_namespace, leader_election=election)
+    app = create_operator_app(config)
     uvicorn.run(
         app,
         host=args.host,
@@ -217,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NS",
         help="watch only this namespace (repeatable); default: the whole cluster",
     )
+    op.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="fire cron schedules only while holding a Lease (run several replicas safely)",
+    )
+    op.add_argument("--leader-election-namespace", default=None, help="where the Lease lives; default $POD_NAMESPACE")
+    op.add_argument("--leader-election-name", default="stargraph-operator")
     op.add_argument("--host", default="0.0.0.0")
     op.add_argument("--port", type=int, default=8080)
     op.add_argument("--drain-seconds", type=int, default=20, help="at SIGTERM, how long in-flight work may take")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["Metrics"]
 
@@ -34,6 +34,11 @@ class Metrics:
         )
         self.webhook_rejects = Counter(
             "stargraph_webhook_rejects", "Webhook deliveries rejected, by reason.", ["reason"], registry=self.registry
+        )
+        self.leader = Gauge(
+            "stargraph_leader",
+            "1 while this replica leads (fires cron schedules), 0 otherwise; 1 without leader election.",
+            registry=self.registry,
         )
         self.scheduler_lag = Histogram(
             "stargraph_scheduler_lag_seconds",

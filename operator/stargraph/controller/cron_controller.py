@@ -68,7 +68,10 @@ class CronController:
         status: StatusWriter,
         events: EventRecorder,
         clock: Clock,
+        leading: bool = True,
     ) -> None:
+        self.leading = leading
+        self._bodies: dict[tuple[str, str], Mapping[str, Any]] = {}
         self._api = api
         self._plugin = plugin
         self._index = index
@@ -94,12 +97,31 @@ class CronController:
 
     # -- reconciliation ----------------------------------------------------------------------------------------
 
+    async def lead(self) -> None:
+        """Start firing: every known trigger is applied as new, so fires missed meanwhile are caught up."""
+        self.leading = True
+        for count, body in enumerate(list(self._bodies.values()), 1):
+            self.reconcile(None, body)
+            if count % 200 == 0:
+                await asyncio.sleep(0)  # thousands of triggers: let webhooks be served meanwhile
+
+    async def stop_leading(self) -> None:
+        """Stop firing at once; the triggers stay known, ready for the next `lead()`."""
+        self.leading = False
+        for namespace, name in list(self._triggers):
+            self._plugin.remove(f"cron:{namespace}/{name}")
+        self._triggers.clear()
+
     def reconcile(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         metadata = body["metadata"]
         key = (metadata["namespace"], metadata["name"])
         if event_type == "DELETED" or metadata.get("deletionTimestamp"):
+            self._bodies.pop(key, None)
             self._forget(key)
             return
+        self._bodies[key] = body
+        if not self.leading:
+            return  # another replica fires and reports; this one keeps the object for when it leads
         uid, generation = metadata["uid"], metadata.get("generation", 1)
         known = self._triggers.get(key)
         if known is not None and known.uid == uid and known.generation == generation:

@@ -7,10 +7,12 @@ and when the queue is full new Events are dropped (and counted) instead of slowi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import structlog
 
+from stargraph.controller.status_writer import yield_to_runs
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.events import ObjectRef, record_event
 
@@ -22,8 +24,16 @@ _Item = tuple[ObjectRef, Literal["Normal", "Warning"], str, str]
 
 
 class EventRecorder:
-    def __init__(self, api: KubeClient, *, workers: int = 4, capacity: int = 2000) -> None:
+    def __init__(
+        self,
+        api: KubeClient,
+        *,
+        workers: int = 4,
+        capacity: int = 2000,
+        runs_created: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._api = api
+        self._runs_created = runs_created
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=capacity)
         self._workers_wanted = workers
         self._workers: list[asyncio.Task[None]] = []
@@ -56,6 +66,8 @@ class EventRecorder:
     async def _work(self) -> None:
         while True:
             involved, type_, reason, message = await self._queue.get()
+            if self._runs_created is not None:
+                await yield_to_runs(self._runs_created)
             try:
                 await record_event(self._api, involved=involved, type=type_, reason=reason, message=message)
             finally:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -31,10 +33,12 @@ from stargraph.controller.webhook_controller import WebhookController
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.credentials import Credentials
 from stargraph.k8s.informer import Informer
+from stargraph.k8s.lease import LeaderElector
 from stargraph.k8s.paths import path
 from stargraph.k8s.run_index import RunIndex
 from stargraph.k8s.run_sink import KubeRunSink
 from stargraph.runs import LABEL_TRIGGER
+from stargraph.scheduler import Scheduler
 from stargraph.scheduler.sinks import SubmitResult
 from stargraph.serve import AppState, create_app
 from stargraph.triggers.cron import CronTriggerPlugin
@@ -42,7 +46,7 @@ from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.specs import CronSpec
 from stargraph.triggers.webhook import WebhookTriggerPlugin
 
-__all__ = ["OperatorConfig", "create_operator_app"]
+__all__ = ["LeaderElection", "OperatorConfig", "create_operator_app"]
 
 log = structlog.get_logger("stargraph.operator")
 
@@ -50,10 +54,22 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class LeaderElection:
+    namespace: str
+    name: str = "stargraph-operator"
+    identity: str = field(default_factory=lambda: f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}")
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+
+
+@dataclass(frozen=True)
 class OperatorConfig:
     credentials: Credentials
     namespaces: Sequence[str] = ()
     """Watch only these namespaces; empty means the whole cluster."""
+    leader_election: LeaderElection | None = None
+    """Only the leader fires cron schedules; None: this process always does (a single replica)."""
     sync_timeout: float = 60.0
     drain_timeout: float = 20.0
     extra_deps: Mapping[str, Any] = field(default_factory=dict)
@@ -77,6 +93,11 @@ class _Wiring:
     webhooks: WebhookController | None = None
 
     cron: CronController
+    scheduler: Scheduler | None = None
+
+    async def runs_created(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.wait_idle()
 
     def on_result(self, event: TriggerEvent, result: SubmitResult) -> None:
         if self.webhooks is not None and event.trigger_id.startswith("webhook:"):
@@ -97,6 +118,36 @@ class _Wiring:
 
     def failed(self, spec: CronSpec, fire: datetime, error: Exception) -> None:
         self.cron.failed(spec, fire, error)
+
+
+def _elect(
+    election: LeaderElection | None, api: KubeClient, cron: CronController, state: AppState
+) -> asyncio.Task[None] | None:
+    if election is None:
+        state.metrics.leader.set(1)
+        return None
+
+    async def started() -> None:
+        await cron.lead()
+        state.metrics.leader.set(1)
+
+    async def stopped() -> None:
+        state.metrics.leader.set(0)
+        await cron.stop_leading()
+
+    elector = LeaderElector(
+        api,
+        namespace=election.namespace,
+        name=election.name,
+        identity=election.identity,
+        on_started_leading=started,
+        on_stopped_leading=stopped,
+        lease_duration=election.lease_duration,
+        renew_deadline=election.renew_deadline,
+        retry_period=election.retry_period,
+    )
+    state.metrics.leader.set(0)
+    return asyncio.create_task(elector.run(), name="leader-election")
 
 
 def create_operator_app(config: OperatorConfig) -> FastAPI:
@@ -122,8 +173,8 @@ def create_operator_app(config: OperatorConfig) -> FastAPI:
             stack.callback(lambda: [task.cancel() for task in tasks])
             await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), config.sync_timeout)
             log.info("run index synced", runs=len(wiring.index))
-            wiring.status = StatusWriter(api)
-            wiring.events = EventRecorder(api)
+            wiring.status = StatusWriter(api, runs_created=wiring.runs_created)
+            wiring.events = EventRecorder(api, runs_created=wiring.runs_created)
             await wiring.status.start()
             stack.push_async_callback(wiring.status.stop)
             await wiring.events.start()
@@ -139,6 +190,7 @@ def create_operator_app(config: OperatorConfig) -> FastAPI:
 
     @asynccontextmanager
     async def attach(state: AppState) -> AsyncIterator[None]:
+        wiring.scheduler = state.scheduler
         cron = wiring.cron = CronController(
             api=wiring.api,
             plugin=_plugin(state, "cron", CronTriggerPlugin),
@@ -146,6 +198,7 @@ def create_operator_app(config: OperatorConfig) -> FastAPI:
             status=wiring.status,
             events=wiring.events,
             clock=clock,
+            leading=config.leader_election is None,
         )
         wiring.webhooks = WebhookController(
             api=wiring.api,
@@ -167,9 +220,13 @@ def create_operator_app(config: OperatorConfig) -> FastAPI:
             namespaces=config.namespaces,
         )
         await runner.start()
+        election = _elect(config.leader_election, wiring.api, cron, state)
         try:
             yield
         finally:
+            if election is not None:
+                election.cancel()  # stops firing and releases the Lease, so a successor takes over at once
+                await asyncio.gather(election, return_exceptions=True)
             await runner.stop()
             await cron.stop()
 

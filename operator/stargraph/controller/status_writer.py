@@ -9,7 +9,8 @@ lost report must not stop the Runs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
@@ -19,12 +20,19 @@ from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound
 from stargraph.k8s.paths import path
 
-__all__ = ["StatusWriter", "merge"]
+__all__ = ["StatusWriter", "merge", "yield_to_runs"]
 
 log = structlog.get_logger("stargraph.controller")
 
 ObjectKey = tuple[str, str, str]
 """(plural, namespace, name)"""
+
+
+async def yield_to_runs(runs_created: Callable[[], Awaitable[None]], *, patience: float = 10.0) -> None:
+    """Wait until no Run is being created (up to `patience` seconds): in a burst of fires the apiserver's capacity
+    goes to the Runs first, and the reports about them follow."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(runs_created(), patience)
 
 
 def merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,8 +47,16 @@ def merge(base: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class StatusWriter:
-    def __init__(self, api: KubeClient, *, workers: int = 16, attempts: int = 3) -> None:
+    def __init__(
+        self,
+        api: KubeClient,
+        *,
+        workers: int = 16,
+        attempts: int = 3,
+        runs_created: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._api = api
+        self._runs_created = runs_created
         self._pending: dict[ObjectKey, dict[str, Any]] = {}
         self._inflight: set[ObjectKey] = set()  # one write per object at a time, so an older one never lands last
         self._queue: asyncio.Queue[ObjectKey] = asyncio.Queue()
@@ -79,6 +95,8 @@ class StatusWriter:
     async def _work(self) -> None:
         while True:
             key = await self._queue.get()
+            if self._runs_created is not None:
+                await yield_to_runs(self._runs_created)
             status = self._pending.pop(key, None)
             try:
                 if status is not None:

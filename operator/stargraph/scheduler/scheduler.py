@@ -79,6 +79,8 @@ class Scheduler:
         self._on_result = on_result
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._inflight: dict[str, asyncio.Future[SubmitResult]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._workers: list[asyncio.Task[None]] = []
         self._accepting = False
         # Label lookups cost a lock and a dict probe each; the duplicate path is hot enough to keep them bound.
@@ -92,6 +94,10 @@ class Scheduler:
     @property
     def inflight(self) -> int:
         return len(self._inflight)
+
+    async def wait_idle(self) -> None:
+        """Return once no Run creation is in flight."""
+        await self._idle.wait()
 
     async def start(self) -> None:
         if self._workers:
@@ -138,6 +144,7 @@ class Scheduler:
             raise SchedulerStopped("scheduler is not accepting events")
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
+        self._idle.clear()
         self._queue.put_nowait((event, future))
         # Shielded: a caller that goes away (client disconnect) must not cancel a creation others may be awaiting.
         return await asyncio.shield(future)
@@ -157,6 +164,8 @@ class Scheduler:
                     self._on_result(event, result)
             finally:
                 self._inflight.pop(event.idempotency_key, None)
+                if not self._inflight:
+                    self._idle.set()
                 self._queue.task_done()
             # Nobody may be awaiting (the caller went away); retrieve the exception so asyncio does not warn.
             if future.done() and not future.cancelled():

@@ -1,0 +1,161 @@
+"""Leader election on a `coordination.k8s.io/v1` Lease, with client-go's timing rules.
+
+Only the leader fires cron schedules; every replica serves webhooks and manual runs (their dedupe holds across
+replicas anyway, through deterministic Run names and the apiserver's 409). Leadership only saves work — it is
+never what makes a Run unique — but a leader that cannot reach the apiserver must stop acting as leader before
+anybody else can take over, so that two replicas never fire the same schedule at once:
+
+- a candidate takes the Lease only when its record has not changed for `lease_duration` by the candidate's own
+  clock (no clock comparison between machines);
+- the leader renews every `retry_period`, and gives up leading once `renew_deadline` (< `lease_duration`) has passed
+  since its last successful renewal, i.e. before any other replica can see the Lease as expired;
+- on a clean shutdown the leader releases the Lease, so a successor takes over at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from stargraph.k8s.client import KubeClient
+from stargraph.k8s.errors import Conflict, KubeError, NotFound
+from stargraph.k8s.paths import path
+
+__all__ = ["LeaderElector"]
+
+log = structlog.get_logger("stargraph.k8s.lease")
+
+
+def _micro_time(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaderElector:
+    def __init__(
+        self,
+        api: KubeClient,
+        *,
+        namespace: str,
+        name: str,
+        identity: str,
+        on_started_leading: Callable[[], Awaitable[None]],
+        on_stopped_leading: Callable[[], Awaitable[None]],
+        lease_duration: float = 15.0,
+        renew_deadline: float = 10.0,
+        retry_period: float = 2.0,
+    ) -> None:
+        if not retry_period < renew_deadline < lease_duration:
+            raise ValueError("need retry_period < renew_deadline < lease_duration")
+        self._api = api
+        self._path = path(group="coordination.k8s.io", version="v1", plural="leases", namespace=namespace, name=name)
+        self._collection = path(group="coordination.k8s.io", version="v1", plural="leases", namespace=namespace)
+        self._namespace = namespace
+        self._name = name
+        self.identity = identity
+        self._started = on_started_leading
+        self._stopped = on_stopped_leading
+        self._duration = lease_duration
+        self._renew_deadline = renew_deadline
+        self._retry = retry_period
+        self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
+        self._observed_at = 0.0  # monotonic time the record last changed under our eyes
+        self._lease: dict[str, Any] | None = None
+        self.leading = False
+
+    async def run(self) -> None:
+        """Campaign, lead, lose, campaign again — until cancelled; then release the Lease if held."""
+        try:
+            while True:
+                await self._acquire()
+                self.leading = True
+                log.info("started leading", lease=f"{self._namespace}/{self._name}", identity=self.identity)
+                try:
+                    await self._started()
+                    await self._renew_until_lost()
+                finally:
+                    self.leading = False
+                    log.warning("stopped leading", lease=f"{self._namespace}/{self._name}", identity=self.identity)
+                    await asyncio.shield(self._stopped())
+        finally:
+            await asyncio.shield(self._release())
+
+    async def _acquire(self) -> None:
+        # Polling is the protocol: a Lease has no "released" notification every candidate could wait on.
+        while not await self._try_acquire_or_renew():  # noqa: ASYNC110
+            await asyncio.sleep(self._retry)
+
+    async def _renew_until_lost(self) -> None:
+        last_renewal = time.monotonic()
+        while True:
+            await asyncio.sleep(self._retry)
+            remaining = self._renew_deadline - (time.monotonic() - last_renewal)
+            try:
+                renewed = await asyncio.wait_for(self._try_acquire_or_renew(), max(remaining, 0.01))
+            except TimeoutError:
+                renewed = False
+            if renewed:
+                last_renewal = time.monotonic()
+            elif self._observed is not None and self._observed[0] not in ("", self.identity):
+                return  # somebody else holds it now
+            elif time.monotonic() - last_renewal >= self._renew_deadline:
+                return
+
+    async def _try_acquire_or_renew(self) -> bool:
+        now = datetime.now(UTC)
+        try:
+            try:
+                lease = await self._api.get(self._path)
+            except NotFound:
+                self._lease = await self._api.create(self._collection, self._record(now, transitions=0, acquired=now))
+                return True
+            spec = lease.get("spec") or {}
+            holder = spec.get("holderIdentity") or ""
+            observed = (holder, str(spec.get("renewTime")))
+            if observed != self._observed:
+                self._observed, self._observed_at = observed, time.monotonic()
+            expired = time.monotonic() - self._observed_at > float(spec.get("leaseDurationSeconds") or self._duration)
+            if holder and holder != self.identity and not expired:
+                return False
+            ours = holder == self.identity
+            acquired = spec.get("acquireTime") if ours else _micro_time(now)
+            transitions = int(spec.get("leaseTransitions") or 0) + (0 if ours else 1)
+            record = self._record(now, transitions=transitions, acquired=acquired)
+            record["metadata"]["resourceVersion"] = lease["metadata"]["resourceVersion"]
+            self._lease = await self._api.request("PUT", self._path, json=record)
+            self._observed, self._observed_at = (self.identity, record["spec"]["renewTime"]), time.monotonic()
+            return True
+        except Conflict:
+            return False  # somebody else wrote the Lease first; look again next round
+        except KubeError as exc:
+            log.warning("lease not acquired or renewed", lease=f"{self._namespace}/{self._name}", error=repr(exc))
+            return False
+
+    def _record(self, now: datetime, *, transitions: int, acquired: datetime | str | None) -> dict[str, Any]:
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self._name, "namespace": self._namespace},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": int(self._duration),
+                "acquireTime": acquired if isinstance(acquired, str) else _micro_time(acquired or now),
+                "renewTime": _micro_time(now),
+                "leaseTransitions": transitions,
+            },
+        }
+
+    async def _release(self) -> None:
+        lease = self._lease
+        if lease is None or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+            return
+        released = {**lease, "spec": {**lease["spec"], "holderIdentity": "", "leaseDurationSeconds": 1}}
+        with contextlib.suppress(KubeError):
+            await self._api.request("PUT", self._path, json=released)
+            log.info("released the lease", lease=f"{self._namespace}/{self._name}")
+        self._lease = None
