@@ -119,7 +119,7 @@ class CronController:
             self._bodies.pop(key, None)
             self._forget(key)
             return
-        self._bodies[key] = body
+        self._bodies[key] = _essentials(body)
         if not self.leading:
             return  # another replica fires and reports; this one keeps the object for when it leads
         uid, generation = metadata["uid"], metadata.get("generation", 1)
@@ -320,3 +320,17 @@ class CronController:
             for run in finished[: max(0, len(finished) - limit)]:
                 with contextlib.suppress(NotFound):
                     await self._api.delete(runs_path(run.ref.namespace, run.ref.name), propagation_policy="Background")
+
+
+def _essentials(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What reconciling needs again later (on becoming leader); managedFields alone can be kilobytes per object."""
+    metadata = body["metadata"]
+    return {
+        "metadata": {
+            key: metadata[key]
+            for key in ("name", "namespace", "uid", "generation", "creationTimestamp", "deletionTimestamp")
+            if key in metadata
+        },
+        "spec": body.get("spec"),
+        "status": body.get("status"),
+    }

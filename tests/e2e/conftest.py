@@ -1,0 +1,87 @@
+"""Fixtures of the end-to-end tests: the CRDs installed once, operators as real subprocesses, their logs on failure.
+
+``crds`` applies ``crds/`` with kubectl (as users do) once per session and waits for Established. ``operators``
+starts ``stargraph operator`` processes for one test and stops them afterwards; a failing test shows the tail of
+every operator log it used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from stargraph.api import crdgen
+from tests.support.controlplane import KubeCluster
+from tests.support.operator import Kubectl, OperatorProcess
+
+REPO = Path(__file__).resolve().parents[2]
+CRDS = REPO / "crds"
+
+
+class Operators:
+    """Starts operator processes against one cluster; `close()` stops whichever are still running."""
+
+    def __init__(self, kubeconfig: Path, log_dir: Path) -> None:
+        self._kubeconfig = kubeconfig
+        self._log_dir = log_dir
+        self.started: list[OperatorProcess] = []
+
+    def start(self, name: str = "operator") -> OperatorProcess:
+        process = OperatorProcess(self._kubeconfig, self._log_dir, name=name)
+        self.started.append(process)
+        return process.start()
+
+    def close(self) -> None:
+        running = [process for process in self.started if process.returncode is None]
+        for process in running:
+            process.terminate()  # all at once: they drain in parallel
+        for process in running:
+            with contextlib.suppress(TimeoutError):  # stop() has killed it then
+                process.stop(timeout=10.0)
+
+
+@pytest.fixture(scope="session")
+def kubectl(control_plane: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    return Kubectl(control_plane.kubeconfig, tmp_path_factory.mktemp("kubectl-cache"))
+
+
+@pytest.fixture(scope="session")
+def crds(kubectl: Kubectl) -> None:
+    """`kubectl apply -f crds/`, then every CRD Established."""
+    kubectl.ok("apply", "-f", str(CRDS))
+    names = [f"crd/{crd['metadata']['name']}" for crd in crdgen.generate_crds()]
+    kubectl.ok("wait", "--for=condition=Established", "--timeout=30s", *names)
+
+
+@pytest.fixture
+def operators(crds: None, control_plane: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operators]:
+    """Operator processes of this test only (restarts, kill -9, several at once)."""
+    started = Operators(control_plane.kubeconfig, tmp_path_factory.mktemp("operator-logs"))
+    try:
+        yield started
+    finally:
+        started.close()
+
+
+def _operators_of(item: pytest.Item) -> list[OperatorProcess]:
+    found: list[OperatorProcess] = []
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, OperatorProcess):
+            found.append(value)
+        elif isinstance(value, Operators):
+            found.extend(value.started)
+    return found
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.failed:
+        for process in _operators_of(item):
+            report.sections.append((f"{process.name} log (last 60 lines of {process.log_file})", process.log_tail(60)))
+    return report

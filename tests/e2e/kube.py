@@ -1,0 +1,171 @@
+"""Reading and writing stargraph objects from the end-to-end tests (sync `kubernetes` client, admin credentials)."""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from kubernetes import watch
+from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi, V1ObjectMeta, V1Secret
+from kubernetes.client.exceptions import ApiException
+
+from stargraph.api.v1alpha1 import GROUP, VERSION
+
+__all__ = [
+    "ANNOTATION_FIRE",
+    "API_VERSION",
+    "added_runs",
+    "condition",
+    "create",
+    "cron_trigger",
+    "every",
+    "fire_of",
+    "fires",
+    "get",
+    "is_ready",
+    "list_runs",
+    "parse_time",
+    "patch",
+    "patch_status",
+    "put_secret",
+    "runs_resource_version",
+    "webhook_trigger",
+]
+
+API_VERSION = f"{GROUP}/{VERSION}"
+ANNOTATION_FIRE = f"{GROUP}/scheduled-fire"
+PLURALS = {"CronTrigger": "crontriggers", "WebhookTrigger": "webhooktriggers", "Run": "runs"}
+
+
+def cron_trigger(name: str, schedule: str = "*/2 * * * * *", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "CronTrigger",
+        "metadata": {"name": name},
+        "spec": {"schedule": schedule, **spec},
+    }
+
+
+def webhook_trigger(name: str, secret: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "WebhookTrigger",
+        "metadata": {"name": name},
+        "spec": {"secretRef": {"name": secret}, **spec},
+    }
+
+
+def create(api: ApiClient, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    plural = PLURALS[body["kind"]]
+    created = CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, plural, dict(body))
+    return cast(dict[str, Any], created)
+
+
+def get(api: ApiClient, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
+    try:
+        body = CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return cast(dict[str, Any], body)
+
+
+def patch(api: ApiClient, namespace: str, plural: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON merge patch of the object (spec, metadata)."""
+    patched = CustomObjectsApi(api).patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, dict(body))
+    return cast(dict[str, Any], patched)
+
+
+def patch_status(api: ApiClient, namespace: str, plural: str, name: str, status: Mapping[str, Any]) -> None:
+    """JSON merge patch through the status subresource."""
+    CustomObjectsApi(api).patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, plural, name, {"status": dict(status)}
+    )
+
+
+def list_runs(api: ApiClient, namespace: str) -> list[dict[str, Any]]:
+    listing = CustomObjectsApi(api).list_namespaced_custom_object(GROUP, VERSION, namespace, "runs")
+    return cast(list[dict[str, Any]], listing["items"])  # type: ignore[index]
+
+
+def runs_resource_version(api: ApiClient, namespace: str) -> str:
+    """The resourceVersion of the namespace's Run list now: where `added_runs` starts watching."""
+    listing = CustomObjectsApi(api).list_namespaced_custom_object(GROUP, VERSION, namespace, "runs")
+    return cast(str, listing["metadata"]["resourceVersion"])  # type: ignore[index]
+
+
+def added_runs(api: ApiClient, namespace: str, resource_version: str, seconds: int) -> list[dict[str, Any]]:
+    """Every Run added after `resource_version`, watched for `seconds`: even one deleted again at once."""
+    added: list[dict[str, Any]] = []
+    stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+        CustomObjectsApi(api).list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        "runs",
+        resource_version=resource_version,
+        timeout_seconds=seconds,
+    )
+    for event in stream:
+        if event["type"] == "ADDED":
+            added.append(cast(dict[str, Any], event["object"]))
+    return added
+
+
+def put_secret(api: ApiClient, namespace: str, name: str, data: Mapping[str, str]) -> None:
+    """Create or replace Secret `name` holding `data` (text values)."""
+    core = CoreV1Api(api)
+    encoded = {key: base64.b64encode(value.encode()).decode() for key, value in data.items()}
+    secret = V1Secret(metadata=V1ObjectMeta(name=name), data=encoded)
+    try:
+        core.create_namespaced_secret(namespace, secret)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        core.replace_namespaced_secret(name, namespace, secret)
+
+
+def condition(obj: Mapping[str, Any] | None, type_: str) -> dict[str, Any]:
+    for entry in ((obj or {}).get("status") or {}).get("conditions") or ():
+        if entry.get("type") == type_:
+            return cast(dict[str, Any], entry)
+    return {}
+
+
+def is_ready(obj: Mapping[str, Any] | None) -> bool:
+    """Ready=True for the object's current generation."""
+    if not obj:
+        return False
+    generation = obj["metadata"].get("generation")
+    status = obj.get("status") or {}
+    return condition(obj, "Ready").get("status") == "True" and status.get("observedGeneration") == generation
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def fire_of(run: Mapping[str, Any]) -> datetime:
+    return parse_time(run["metadata"]["annotations"][ANNOTATION_FIRE])
+
+
+def fires(runs: Iterable[Mapping[str, Any]]) -> list[datetime]:
+    """The scheduled fires of `runs`, sorted; fails if any fire has more than one Run."""
+    counted = Counter(fire_of(run) for run in runs)
+    duplicates = {fire.isoformat(): n for fire, n in counted.items() if n > 1}
+    assert not duplicates, f"more than one Run per scheduled fire: {duplicates}"
+    return sorted(counted)
+
+
+def every(step_seconds: int, start: datetime, end: datetime) -> list[datetime]:
+    """The instants start, start+step, ... <= end."""
+    result = []
+    at = start
+    while at <= end:
+        result.append(at)
+        at += timedelta(seconds=step_seconds)
+    return result
