@@ -145,7 +145,15 @@ def cmd_operator(args: argparse.Namespace) -> int:
         lease_namespace = args.leader_election_namespace or os.environ.get("POD_NAMESPACE")
         if not lease_namespace:
             raise UsageError("--leader-election-namespace: required with --leader-elect (or set POD_NAMESPACE)")
-        election = LeaderElection(namespace=lease_namespace, name=args.leader_election_name)
+        election = LeaderElection(
+            namespace=lease_namespace,
+            name=args.leader_election_name,
+            lease_duration=args.leader_election_lease_duration,
+            renew_deadline=args.leader_election_renew_deadline,
+            retry_period=args.leader_election_retry_period,
+        )
+        if not election.retry_period < election.renew_deadline < election.lease_duration:
+            raise UsageError("--leader-election-*: need retry period < renew deadline < lease duration")
     config = OperatorConfig(credentials=credentials, namespaces=args.watch_namespace, leader_election=election)
     app = create_operator_app(config)
     # uvicorn ends a graceful shutdown by re-raising the SIGTERM it caught, under the handler that was installed
@@ -241,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     op.add_argument("--leader-election-namespace", default=None, help="where the Lease lives; default $POD_NAMESPACE")
     op.add_argument("--leader-election-name", default="stargraph-operator")
+    op.add_argument("--leader-election-lease-duration", type=float, default=15.0, metavar="SECONDS")
+    op.add_argument(
+        "--leader-election-renew-deadline",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a leader that has not renewed for this long stops firing (must be below the lease duration)",
+    )
+    op.add_argument("--leader-election-retry-period", type=float, default=2.0, metavar="SECONDS")
     op.add_argument("--host", default="0.0.0.0")
     op.add_argument("--port", type=int, default=8080)
     op.add_argument("--drain-seconds", type=int, default=20, help="at SIGTERM, how long in-flight work may take")

@@ -8,7 +8,7 @@ every operator log it used.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -29,8 +29,10 @@ class Operators:
         self._log_dir = log_dir
         self.started: list[OperatorProcess] = []
 
-    def start(self, name: str = "operator") -> OperatorProcess:
-        process = OperatorProcess(self._kubeconfig, self._log_dir, name=name)
+    def start(
+        self, name: str = "operator", *, extra_args: Sequence[str] = (), kubeconfig: Path | None = None
+    ) -> OperatorProcess:
+        process = OperatorProcess(kubeconfig or self._kubeconfig, self._log_dir, name=name, extra_args=extra_args)
         self.started.append(process)
         return process.start()
 

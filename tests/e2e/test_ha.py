@@ -1,0 +1,140 @@
+"""High availability: two `stargraph operator --leader-elect` processes on the real apiserver.
+
+One leads (fires cron schedules), both serve webhooks. Killing the leader with SIGKILL hands firing to the other
+within the lease duration, and the fires missed meanwhile are created exactly once. A leader cut off from the
+apiserver (its connections go through a TCP proxy the test cuts) stops firing before the other may take over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import yaml
+from kubernetes.client import ApiClient
+
+from tests.e2e.conftest import Operators
+from tests.e2e.kube import create, cron_trigger, every, fires, list_runs
+from tests.support.operator import OperatorProcess, eventually
+from tests.support.proxy import TcpProxy
+
+pytestmark = pytest.mark.cluster
+
+LEASE = {"duration": 4.0, "renew": 3.0, "retry": 0.5}
+
+
+def elect_args(namespace: str) -> list[str]:
+    return [
+        "--leader-elect",
+        "--leader-election-namespace", namespace,
+        "--leader-election-lease-duration", str(LEASE["duration"]),
+        "--leader-election-renew-deadline", str(LEASE["renew"]),
+        "--leader-election-retry-period", str(LEASE["retry"]),
+    ]  # fmt: skip
+
+
+def leading(process: OperatorProcess) -> bool:
+    try:
+        metrics = httpx.get(f"{process.url}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return False
+    return "stargraph_leader 1.0" in metrics
+
+
+def the_leader(*processes: OperatorProcess) -> OperatorProcess:
+    def one() -> OperatorProcess | None:
+        leaders = [p for p in processes if leading(p)]
+        return leaders[0] if len(leaders) == 1 else None
+
+    return eventually(one, timeout=LEASE["duration"] + 10, what="exactly one leader")
+
+
+def run_fires(kube_api: ApiClient, namespace: str) -> list[datetime]:
+    return fires(list_runs(kube_api, namespace))
+
+
+def test_kill_9_of_the_leader_hands_over_and_missed_fires_are_created_once(
+    operators: Operators, kube_api: ApiClient, namespace: str
+) -> None:
+    a = operators.start("a", extra_args=elect_args(namespace))
+    b = operators.start("b", extra_args=elect_args(namespace))
+    create(kube_api, namespace, cron_trigger("ha", "* * * * * *", startingDeadlineSeconds=60, catchUp="All"))
+    leader = the_leader(a, b)
+    follower = b if leader is a else a
+    eventually(lambda: len(run_fires(kube_api, namespace)) >= 3 or None, timeout=15, what="Runs from the leader")
+
+    leader.kill()
+    killed = time.monotonic()
+    eventually(lambda: leading(follower) or None, timeout=LEASE["duration"] + 5, what="the follower to lead")
+    assert time.monotonic() - killed <= LEASE["duration"] + 2 * LEASE["retry"] + 2
+
+    # A few fires after the take-over, every second from the first Run on has exactly one Run: the fires the
+    # leader missed while dead were caught up, none twice.
+    after = time.time()
+    eventually(lambda: run_fires(kube_api, namespace)[-1].timestamp() > after + 2 or None, timeout=15, what="new fires")
+    scheduled = run_fires(kube_api, namespace)
+    assert scheduled == every(1, scheduled[0], scheduled[-1]), [f.isoformat() for f in scheduled]
+
+
+class ThreadedProxy:
+    """`TcpProxy` on its own loop in a thread, for a synchronous test to cut."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="proxy", daemon=True)
+        self.proxy = TcpProxy(host, port)
+
+    def __enter__(self) -> ThreadedProxy:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.proxy.start(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    def cut(self) -> None:
+        self._loop.call_soon_threadsafe(self.proxy.cut)
+
+
+@pytest.fixture
+def proxied_kubeconfig(control_plane, tmp_path: Path) -> Iterator[tuple[Path, ThreadedProxy]]:  # type: ignore[no-untyped-def]
+    config = yaml.safe_load(Path(control_plane.kubeconfig).read_text())
+    server = urlsplit(config["clusters"][0]["cluster"]["server"])
+    with ThreadedProxy(server.hostname or "127.0.0.1", server.port or 443) as proxy:
+        config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.proxy.port}"
+        path = tmp_path / "proxied.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        yield path, proxy
+
+
+def test_a_partitioned_leader_stops_firing_before_the_other_takes_over(
+    operators: Operators, kube_api: ApiClient, namespace: str, proxied_kubeconfig: tuple[Path, ThreadedProxy]
+) -> None:
+    kubeconfig, proxy = proxied_kubeconfig
+    a = operators.start("a", extra_args=elect_args(namespace), kubeconfig=kubeconfig)
+    eventually(lambda: leading(a) or None, timeout=10, what="a to lead")
+    b = operators.start("b", extra_args=elect_args(namespace))
+    create(kube_api, namespace, cron_trigger("ha", "* * * * * *"))
+    eventually(lambda: len(run_fires(kube_api, namespace)) >= 2 or None, timeout=15, what="Runs from a")
+
+    proxy.cut()
+    cut = time.monotonic()
+    stepped_down = eventually(lambda: ((not leading(a)) and time.monotonic()) or None, timeout=LEASE["renew"] + 5)
+    took_over = eventually(lambda: (leading(b) and time.monotonic()) or None, timeout=LEASE["duration"] + 5)
+    assert stepped_down < took_over, "the cut-off leader must stop firing before the other starts"
+    assert stepped_down - cut <= LEASE["renew"] + LEASE["retry"] + 2
+    # b fires from now on; nothing was fired twice around the hand-over.
+    after = time.time()
+    eventually(lambda: run_fires(kube_api, namespace)[-1].timestamp() > after + 1 or None, timeout=10, what="b's fires")
+    scheduled = run_fires(kube_api, namespace)
+    assert len(scheduled) == len(set(scheduled))
