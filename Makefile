@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv controlplane test unit cluster lint typecheck bench run clean
+.PHONY: venv controlplane helm test unit cluster lint typecheck bench run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,13 +18,16 @@ venv: $(STAMP)
 controlplane:
 	hack/build-controlplane.sh >/dev/null
 
-test: venv controlplane
+helm:
+	hack/build-helm.sh >/dev/null
+
+test: venv controlplane helm
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest -q -m "not cluster" $(PYTEST_ARGS)
 
-cluster: venv controlplane
+cluster: venv controlplane helm
 	$(PY) -m pytest -q -m cluster $(PYTEST_ARGS)
 
 lint: venv

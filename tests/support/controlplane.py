@@ -643,6 +643,7 @@ def _b64(path: Path) -> str:
 
 def _copy_private(source: Path, target: Path) -> None:
     # Written beside the target and renamed, so a script waiting for the file never reads half of it.
+    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     shutil.copyfile(source, partial)
     partial.chmod(0o600)

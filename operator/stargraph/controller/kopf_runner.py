@@ -13,6 +13,7 @@ operator) and write nothing back through kopf; status is written by `StatusWrite
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Sequence
@@ -46,7 +47,10 @@ def _registry(
     registry = kopf.OperatorRegistry()
 
     async def on_main(coro: Coroutine[Any, Any, None]) -> None:
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, main))
+        # Submitted from an empty context: kopf's context variables hold the whole event (body included), and every
+        # task the reconciler starts (one per cron trigger) would otherwise keep a copy of it alive.
+        submitted = contextvars.Context().run(asyncio.run_coroutine_threadsafe, coro, main)
+        await asyncio.wrap_future(submitted)
 
     @kopf.on.login(registry=registry)
     async def login(**_: Any) -> kopf.ConnectionInfo:
@@ -81,8 +85,16 @@ def _registry(
 def _settings() -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     settings.posting.enabled = False  # our Events are posted by the controllers, with reasons users can filter on
+    # The watched resources and namespaces are fixed at start-up; scanning for new CRDs and namespaces would need
+    # cluster-wide list/watch on both, which the operator's least-privilege RBAC does not grant (and kopf retries
+    # each refusal for ~54 s before watching anything).
+    settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # Each object gets its own worker while it has events; at start-up that is every trigger at once. Bounding them
+    # bounds memory (the handlers are quick), and an idle worker leaves soon instead of after 5 s.
+    settings.queueing.worker_limit = 64
+    settings.queueing.idle_timeout = 0.5
     return settings
 
 
