@@ -9,16 +9,30 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from stargraph.api import crdgen
+from tests.support.chart import install_chart
 from tests.support.controlplane import KubeCluster
 from tests.support.operator import Kubectl, OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
+
+
+CHART_NAMESPACE = "stargraph-e2e"
+LEASE_NAME = "stargraph-e2e"
+CHART_VALUES = {"watch": {"mode": "cluster"}, "leaderElection": {"enabled": True, "leaseName": LEASE_NAME}}
+
+
+@dataclass(frozen=True)
+class OperatorIdentity:
+    kubeconfig: Path
+    lease_namespace: str
+    lease_name: str
 
 
 class Operators:
@@ -58,10 +72,25 @@ def crds(kubectl: Kubectl) -> None:
     kubectl.ok("wait", "--for=condition=Established", "--timeout=30s", *names)
 
 
+@pytest.fixture(scope="session")
+def operator_identity(crds: None, control_plane: KubeCluster) -> Iterator[OperatorIdentity]:
+    """The Helm chart installed in cluster mode; every operator under test runs as its ServiceAccount.
+
+    So the end-to-end tests double as the proof that the chart's RBAC is enough: any call the chart does not grant
+    fails a test (and none beyond them can succeed).
+    """
+    with install_chart(control_plane, release="e2e", namespace=CHART_NAMESPACE, values=CHART_VALUES) as chart:
+        yield OperatorIdentity(
+            kubeconfig=chart.service_account_kubeconfig(),
+            lease_namespace=CHART_NAMESPACE,
+            lease_name=LEASE_NAME,
+        )
+
+
 @pytest.fixture
-def operators(crds: None, control_plane: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operators]:
+def operators(operator_identity: OperatorIdentity, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operators]:
     """Operator processes of this test only (restarts, kill -9, several at once)."""
-    started = Operators(control_plane.kubeconfig, tmp_path_factory.mktemp("operator-logs"))
+    started = Operators(operator_identity.kubeconfig, tmp_path_factory.mktemp("operator-logs"))
     try:
         yield started
     finally:

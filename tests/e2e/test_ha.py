@@ -20,7 +20,7 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
-from tests.e2e.conftest import Operators
+from tests.e2e.conftest import OperatorIdentity, Operators
 from tests.e2e.kube import create, cron_trigger, every, fires, list_runs
 from tests.support.operator import OperatorProcess, eventually
 from tests.support.proxy import TcpProxy
@@ -30,10 +30,11 @@ pytestmark = pytest.mark.cluster
 LEASE = {"duration": 4.0, "renew": 3.0, "retry": 0.5}
 
 
-def elect_args(namespace: str) -> list[str]:
+def elect_args(identity: OperatorIdentity) -> list[str]:
     return [
         "--leader-elect",
-        "--leader-election-namespace", namespace,
+        "--leader-election-namespace", identity.lease_namespace,
+        "--leader-election-name", identity.lease_name,
         "--leader-election-lease-duration", str(LEASE["duration"]),
         "--leader-election-renew-deadline", str(LEASE["renew"]),
         "--leader-election-retry-period", str(LEASE["retry"]),
@@ -61,10 +62,10 @@ def run_fires(kube_api: ApiClient, namespace: str) -> list[datetime]:
 
 
 def test_kill_9_of_the_leader_hands_over_and_missed_fires_are_created_once(
-    operators: Operators, kube_api: ApiClient, namespace: str
+    operators: Operators, operator_identity: OperatorIdentity, kube_api: ApiClient, namespace: str
 ) -> None:
-    a = operators.start("a", extra_args=elect_args(namespace))
-    b = operators.start("b", extra_args=elect_args(namespace))
+    a = operators.start("a", extra_args=elect_args(operator_identity))
+    b = operators.start("b", extra_args=elect_args(operator_identity))
     create(kube_api, namespace, cron_trigger("ha", "* * * * * *", startingDeadlineSeconds=60, catchUp="All"))
     leader = the_leader(a, b)
     follower = b if leader is a else a
@@ -107,8 +108,9 @@ class ThreadedProxy:
 
 
 @pytest.fixture
-def proxied_kubeconfig(control_plane, tmp_path: Path) -> Iterator[tuple[Path, ThreadedProxy]]:  # type: ignore[no-untyped-def]
-    config = yaml.safe_load(Path(control_plane.kubeconfig).read_text())
+def proxied_kubeconfig(operator_identity: OperatorIdentity, tmp_path: Path) -> Iterator[tuple[Path, ThreadedProxy]]:
+    """The operator's own kubeconfig, but through a proxy the test can cut."""
+    config = yaml.safe_load(operator_identity.kubeconfig.read_text())
     server = urlsplit(config["clusters"][0]["cluster"]["server"])
     with ThreadedProxy(server.hostname or "127.0.0.1", server.port or 443) as proxy:
         config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{proxy.proxy.port}"
@@ -118,12 +120,16 @@ def proxied_kubeconfig(control_plane, tmp_path: Path) -> Iterator[tuple[Path, Th
 
 
 def test_a_partitioned_leader_stops_firing_before_the_other_takes_over(
-    operators: Operators, kube_api: ApiClient, namespace: str, proxied_kubeconfig: tuple[Path, ThreadedProxy]
+    operators: Operators,
+    operator_identity: OperatorIdentity,
+    kube_api: ApiClient,
+    namespace: str,
+    proxied_kubeconfig: tuple[Path, ThreadedProxy],
 ) -> None:
     kubeconfig, proxy = proxied_kubeconfig
-    a = operators.start("a", extra_args=elect_args(namespace), kubeconfig=kubeconfig)
+    a = operators.start("a", extra_args=elect_args(operator_identity), kubeconfig=kubeconfig)
     eventually(lambda: leading(a) or None, timeout=10, what="a to lead")
-    b = operators.start("b", extra_args=elect_args(namespace))
+    b = operators.start("b", extra_args=elect_args(operator_identity))
     create(kube_api, namespace, cron_trigger("ha", "* * * * * *"))
     eventually(lambda: len(run_fires(kube_api, namespace)) >= 2 or None, timeout=15, what="Runs from a")
 

@@ -41,6 +41,7 @@ from stargraph.triggers.keys import (
     webhook_idempotency_key,
 )
 from stargraph.triggers.signatures import SignatureScheme, sign
+from tests.e2e.conftest import OperatorIdentity
 from tests.e2e.kube import (
     API_VERSION,
     added_runs,
@@ -75,11 +76,11 @@ def now() -> datetime:
 
 @pytest.fixture(scope="module")
 def operator(
-    crds: None, control_plane: KubeCluster, tmp_path_factory: pytest.TempPathFactory
+    operator_identity: OperatorIdentity, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    """One operator for the module, watching the whole cluster."""
+    """One operator for the module, watching the whole cluster as the chart's ServiceAccount."""
     with OperatorProcess(
-        control_plane.kubeconfig, tmp_path_factory.mktemp("shared-operator"), name="shared-operator"
+        operator_identity.kubeconfig, tmp_path_factory.mktemp("shared-operator"), name="shared-operator"
     ) as process:
         yield process
 
