@@ -97,7 +97,7 @@ def _run_via_server(args: argparse.Namespace, body: dict[str, Any], key: str) ->
 async def _run_via_kubeconfig(args: argparse.Namespace, body: dict[str, Any], key: str) -> tuple[str, str, bool]:
     from pydantic import ValidationError
 
-    from stargraph.controller.kinds import TRIGGER_PLURALS
+    from stargraph.controller.kinds import BUILT_IN_KINDS
     from stargraph.k8s import KubeClient, KubeError, load_credentials
     from stargraph.k8s.run_index import RunIndex
     from stargraph.k8s.run_sink import KubeRunSink
@@ -113,7 +113,7 @@ async def _run_via_kubeconfig(args: argparse.Namespace, body: dict[str, Any], ke
     try:
         credentials = load_credentials(kubeconfig=args.kubeconfig, context=args.context)
         async with KubeClient(credentials) as api:
-            result = await KubeRunSink(api, RunIndex(), kinds=TRIGGER_PLURALS).create(event)
+            result = await KubeRunSink(api, RunIndex(), kinds=BUILT_IN_KINDS).create(event)
     except PermanentSinkError as exc:
         _fail(f"{exc.reason}: {exc}", status=1)
     except KubeError as exc:

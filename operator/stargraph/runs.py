@@ -24,15 +24,19 @@ __all__ = [
     "LABEL_SOURCE",
     "LABEL_TRIGGER",
     "LABEL_TRIGGER_KIND",
+    "PAYLOAD_TRIGGER",
     "RUN_API_VERSION",
     "TriggerObject",
     "build_run",
     "label_value",
     "run_name",
     "run_ref",
+    "trigger_payload",
 ]
 
 RUN_API_VERSION = f"{GROUP}/{VERSION}"
+PAYLOAD_TRIGGER = "trigger"
+"""Event payload entry naming the trigger a Run belongs to (the `TriggerObject` fields): no read per fire."""
 ANNOTATION_IDEMPOTENCY_KEY = f"{GROUP}/idempotency-key"
 ANNOTATION_TRIGGER_ID = f"{GROUP}/trigger-id"
 ANNOTATION_SCHEDULED_FIRE = f"{GROUP}/scheduled-fire"
@@ -108,6 +112,19 @@ def build_run(
             "params": {**template.params, **(params or {})},
             "scheduledFire": format_fire_time(event.scheduled_fire),
         },
+    }
+
+
+def trigger_payload(trigger: TriggerObject) -> dict[str, Any]:
+    return {
+        PAYLOAD_TRIGGER: {
+            "apiVersion": trigger.api_version,
+            "kind": trigger.kind,
+            "name": trigger.name,
+            "namespace": trigger.namespace,
+            "uid": trigger.uid,
+            "runTemplate": trigger.run_template.model_dump(by_alias=True, exclude_defaults=True),
+        }
     }
 
 

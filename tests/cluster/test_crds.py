@@ -194,7 +194,7 @@ def test_sample_passes_server_side_dry_run(kubectl: Kubectl, namespace: str, sam
             id="unknown-signature-scheme",
         ),
         pytest.param(
-            "Run", run_spec(source="cronjob"), ["spec.source", 'Unsupported value: "cronjob"'], id="run-source"
+            "Run", run_spec(source="Cron Job"), ["spec.source", "should match"], id="run-source"
         ),
         pytest.param(
             "Run", run_spec(scheduledFire="tomorrow"), ["spec.scheduledFire", "date-time"], id="run-fire-not-a-time"

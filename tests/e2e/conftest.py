@@ -8,7 +8,7 @@ every operator log it used.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,12 @@ CRDS = REPO / "crds"
 
 CHART_NAMESPACE = "stargraph-e2e"
 LEASE_NAME = "stargraph-e2e"
-CHART_VALUES = {"watch": {"mode": "cluster"}, "leaderElection": {"enabled": True, "leaseName": LEASE_NAME}}
+CHART_VALUES = {
+    "watch": {"mode": "cluster"},
+    "leaderElection": {"enabled": True, "leaseName": LEASE_NAME},
+    # The third-party trigger kind of test_third_party_kind.py, granted the way a user would.
+    "extraTriggerKinds": [{"group": "acme.example", "plural": "queuetriggers"}],
+}
 
 
 @dataclass(frozen=True)
@@ -44,9 +49,16 @@ class Operators:
         self.started: list[OperatorProcess] = []
 
     def start(
-        self, name: str = "operator", *, extra_args: Sequence[str] = (), kubeconfig: Path | None = None
+        self,
+        name: str = "operator",
+        *,
+        extra_args: Sequence[str] = (),
+        kubeconfig: Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> OperatorProcess:
-        process = OperatorProcess(kubeconfig or self._kubeconfig, self._log_dir, name=name, extra_args=extra_args)
+        process = OperatorProcess(
+            kubeconfig or self._kubeconfig, self._log_dir, name=name, extra_args=extra_args, env=env
+        )
         self.started.append(process)
         return process.start()
 

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self, TypeVar
@@ -103,8 +103,10 @@ class OperatorProcess:
         name: str = "operator",
         extra_args: Sequence[str] = (),
         python: str = sys.executable,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
+        self._env = dict(env or {})
         self.kubeconfig = kubeconfig
         self.port = free_port()
         self.log_file = log_dir / f"{name}-{self.port}.log"
@@ -144,7 +146,7 @@ class OperatorProcess:
         assert self._process is None, "an OperatorProcess starts once"
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_file.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self._env}
         self._process = subprocess.Popen(
             self._args,
             stdin=subprocess.DEVNULL,

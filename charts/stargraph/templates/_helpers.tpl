@@ -122,4 +122,13 @@ Each rule is one thing the code calls — see the chart README's RBAC table befo
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create"]
+{{- range .Values.extraTriggerKinds }}
+# A third-party trigger kind installed next to the operator: watched like the built-in kinds, status only written.
+- apiGroups: [{{ .group | quote }}]
+  resources: [{{ .plural | quote }}]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [{{ .group | quote }}]
+  resources: [{{ printf "%s/status" .plural | quote }}]
+  verbs: ["patch"]
+{{- end }}
 {{- end }}

@@ -29,7 +29,6 @@ __all__ = [
     "DeduplicationKey",
     "ObjectReference",
     "RunPhase",
-    "RunSource",
     "RunSpec",
     "RunStatus",
     "RunTemplate",
@@ -68,12 +67,6 @@ class ConcurrencyPolicy(StrEnum):
 class DeduplicationKey(StrEnum):
     BODY = "Body"
     DELIVERY_ID = "DeliveryID"
-
-
-class RunSource(StrEnum):
-    CRON = "cron"
-    WEBHOOK = "webhook"
-    MANUAL = "manual"
 
 
 class RunPhase(StrEnum):
@@ -219,7 +212,11 @@ class RunSpec(ApiModel):
     """A record of one fire; immutable once created."""
 
     trigger_ref: TriggerReference
-    source: RunSource = Field(description="What fired: cron, webhook or manual.")
+    source: str = Field(
+        pattern=r"^[a-z][a-z0-9-]*$",
+        max_length=63,
+        description="What fired: cron, webhook, manual, or a third-party trigger's source (its trigger id's prefix).",
+    )
     graph: str | None = Field(default=None, description="The graph (workflow) to execute, from the runTemplate.")
     params: dict[str, Any] = Field(default_factory=dict, description="Parameters, from the runTemplate; any JSON.")
     scheduled_fire: datetime = Field(description="The nominal fire time (arrival time for webhooks/manual).")

@@ -27,8 +27,8 @@ from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound
 from stargraph.k8s.events import ObjectRef
 from stargraph.k8s.run_index import RunIndex, RunInfo, TriggerKey
-from stargraph.k8s.run_sink import runs_path, trigger_payload
-from stargraph.runs import TriggerObject
+from stargraph.k8s.run_sink import runs_path
+from stargraph.runs import TriggerObject, trigger_payload
 from stargraph.scheduler.sinks import SubmitResult
 from stargraph.triggers.base import describe_validation_error
 from stargraph.triggers.cron import CronTriggerPlugin
@@ -40,7 +40,7 @@ __all__ = ["CronController"]
 
 log = structlog.get_logger("stargraph.controller")
 
-KIND, PLURAL = CRON
+KIND, PLURAL = CRON.kind, CRON.plural
 
 
 @dataclass
@@ -128,7 +128,7 @@ class CronController:
             return
         first = known is None or known.uid != uid
         status = body.get("status") or {}
-        ref = object_ref(body, KIND)
+        ref = object_ref(body, CRON)
         try:
             spec = CronTriggerSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:

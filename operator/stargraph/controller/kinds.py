@@ -1,4 +1,4 @@
-"""The trigger kinds the operator reconciles, and small helpers shared by their controllers."""
+"""The trigger kinds the operator reconciles itself, and small helpers shared by the controllers."""
 
 from __future__ import annotations
 
@@ -8,21 +8,21 @@ from typing import Any
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.k8s.events import ObjectRef
+from stargraph.triggers.kinds import TriggerKind
 
-__all__ = ["API_VERSION", "CRON", "TRIGGER_PLURALS", "WEBHOOK", "object_ref", "parse_time"]
+__all__ = ["BUILT_IN_KINDS", "CRON", "WEBHOOK", "object_ref", "parse_time"]
 
-API_VERSION = f"{GROUP}/{VERSION}"
-CRON = ("CronTrigger", "crontriggers")
-WEBHOOK = ("WebhookTrigger", "webhooktriggers")
-TRIGGER_PLURALS: Mapping[str, str] = dict([CRON, WEBHOOK])
-"""Kinds a manual run may name, with their plurals."""
+CRON = TriggerKind(group=GROUP, version=VERSION, plural="crontriggers", kind="CronTrigger")
+WEBHOOK = TriggerKind(group=GROUP, version=VERSION, plural="webhooktriggers", kind="WebhookTrigger")
+BUILT_IN_KINDS: Mapping[str, TriggerKind] = {CRON.kind: CRON, WEBHOOK.kind: WEBHOOK}
+"""Kinds a manual run may name; third-party kinds are added by the operator when their plugins load."""
 
 
-def object_ref(body: Mapping[str, Any], kind: str) -> ObjectRef:
+def object_ref(body: Mapping[str, Any], kind: TriggerKind) -> ObjectRef:
     metadata = body["metadata"]
     return ObjectRef(
-        api_version=API_VERSION,
-        kind=kind,
+        api_version=kind.api_version,
+        kind=kind.kind,
         name=metadata["name"],
         namespace=metadata["namespace"],
         uid=metadata.get("uid"),

@@ -16,33 +16,40 @@ import asyncio
 import contextvars
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.k8s.credentials import Credentials
 from stargraph.k8s.tokens import TokenProvider
 
-__all__ = ["KopfRunner", "Reconcilers"]
+__all__ = ["KopfRunner", "Watch"]
 
 Reconcile = Callable[[str | None, dict[str, Any]], Coroutine[Any, Any, None]]
 
 
-class Reconcilers:
-    """What the handlers call, on the main loop: one coroutine function per watched kind."""
+@dataclass(frozen=True)
+class Watch:
+    """One resource kopf watches, and the coroutine function (run on the main loop) that gets its events."""
 
-    def __init__(
-        self, *, cron: Reconcile, webhook: Reconcile, secret: Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
-    ) -> None:
-        self.cron = cron
-        self.webhook = webhook
-        self.secret = secret
+    group: str
+    version: str
+    plural: str
+    reconcile: Reconcile
+
+
+def _watch(
+    registry: kopf.OperatorRegistry, watch: Watch, on_main: Callable[[Coroutine[Any, Any, None]], Awaitable[None]]
+) -> None:
+    @kopf.on.event(watch.group, watch.version, watch.plural, registry=registry, id=f"{watch.plural}.{watch.group}")
+    async def handler(event: kopf.RawEvent, **_: Any) -> None:
+        await on_main(watch.reconcile(event.get("type"), dict(event["object"])))
 
 
 def _registry(
-    reconcilers: Reconcilers, credentials: Credentials, main: asyncio.AbstractEventLoop
+    watches: Sequence[Watch], credentials: Credentials, main: asyncio.AbstractEventLoop
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -66,18 +73,8 @@ def _registry(
             token=token,
         )
 
-    @kopf.on.event(GROUP, VERSION, "crontriggers", registry=registry)
-    async def cron_event(event: kopf.RawEvent, **_: Any) -> None:
-        await on_main(reconcilers.cron(event.get("type"), dict(event["object"])))
-
-    @kopf.on.event(GROUP, VERSION, "webhooktriggers", registry=registry)
-    async def webhook_event(event: kopf.RawEvent, **_: Any) -> None:
-        await on_main(reconcilers.webhook(event.get("type"), dict(event["object"])))
-
-    @kopf.on.event("", "v1", "secrets", registry=registry)
-    async def secret_event(event: kopf.RawEvent, **_: Any) -> None:
-        if event.get("type") in ("ADDED", "MODIFIED", None):
-            await on_main(reconcilers.secret(dict(event["object"])))
+    for watch in watches:
+        _watch(registry, watch, on_main)
 
     return registry
 
@@ -103,12 +100,12 @@ class KopfRunner:
         self,
         *,
         credentials: Credentials,
-        reconcilers: Reconcilers,
+        watches: Sequence[Watch],
         namespaces: Sequence[str] = (),
         ready_timeout: float = 60.0,
     ) -> None:
         self._credentials = credentials
-        self._reconcilers = reconcilers
+        self._watches = list(watches)
         self._namespaces = list(namespaces)
         self._ready_timeout = ready_timeout
         self._stop = threading.Event()
@@ -118,7 +115,7 @@ class KopfRunner:
 
     async def start(self) -> None:
         """Start watching; returns once kopf is up (its initial listings are then on their way)."""
-        registry = _registry(self._reconcilers, self._credentials, asyncio.get_running_loop())
+        registry = _registry(self._watches, self._credentials, asyncio.get_running_loop())
         # kopf logs every handled event at INFO; at 10,000 triggers that is most of the operator's CPU.
         logging.getLogger("kopf").setLevel(logging.WARNING)
         self._thread = threading.Thread(target=self._run, args=(registry,), name="kopf", daemon=True)

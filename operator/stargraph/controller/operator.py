@@ -26,8 +26,9 @@ from stargraph.clock import SystemClock
 from stargraph.controller.authorizer import KubeAuthorizer
 from stargraph.controller.cron_controller import CronController
 from stargraph.controller.event_recorder import EventRecorder
-from stargraph.controller.kinds import TRIGGER_PLURALS
-from stargraph.controller.kopf_runner import KopfRunner, Reconcilers
+from stargraph.controller.kind_controller import KindController
+from stargraph.controller.kinds import BUILT_IN_KINDS, CRON, WEBHOOK
+from stargraph.controller.kopf_runner import KopfRunner, Watch
 from stargraph.controller.status_writer import StatusWriter
 from stargraph.controller.webhook_controller import WebhookController
 from stargraph.k8s.client import KubeClient
@@ -43,6 +44,7 @@ from stargraph.scheduler.sinks import SubmitResult
 from stargraph.serve import AppState, create_app
 from stargraph.triggers.cron import CronTriggerPlugin
 from stargraph.triggers.events import TriggerEvent
+from stargraph.triggers.kinds import KubernetesTrigger, TriggerKind
 from stargraph.triggers.specs import CronSpec
 from stargraph.triggers.webhook import WebhookTriggerPlugin
 
@@ -75,6 +77,16 @@ class OperatorConfig:
     extra_deps: Mapping[str, Any] = field(default_factory=dict)
 
 
+def _kubernetes_triggers(state: AppState) -> list[KubernetesTrigger]:
+    """Loaded plugins that bring a kind of their own (the built-in kinds are reconciled by their controllers)."""
+    found = []
+    for _, hooks in state.pm.list_name_plugin():
+        trigger = getattr(hooks, "trigger", hooks)
+        if isinstance(trigger, KubernetesTrigger) and trigger.trigger_kind.kind not in BUILT_IN_KINDS:
+            found.append(trigger)
+    return found
+
+
 def _plugin(state: AppState, name: str, kind: type[T]) -> T:
     hooks = state.pm.get_plugin(name)
     trigger = getattr(hooks, "trigger", hooks)
@@ -90,10 +102,13 @@ class _Wiring:
     index: RunIndex
     status: StatusWriter
     events: EventRecorder
-    webhooks: WebhookController | None = None
-
     cron: CronController
-    scheduler: Scheduler | None = None
+
+    def __init__(self) -> None:
+        self.webhooks: WebhookController | None = None
+        self.scheduler: Scheduler | None = None
+        self.kinds: dict[str, TriggerKind] = dict(BUILT_IN_KINDS)
+        """Kinds a manual run may name; the sink reads it, third-party kinds join it when their plugins load."""
 
     async def runs_created(self) -> None:
         if self.scheduler is not None:
@@ -180,7 +195,7 @@ def create_operator_app(config: OperatorConfig) -> FastAPI:
             await wiring.events.start()
             stack.push_async_callback(wiring.events.stop)
             yield {
-                "sink": KubeRunSink(api, wiring.index, kinds=TRIGGER_PLURALS),
+                "sink": KubeRunSink(api, wiring.index, kinds=wiring.kinds),
                 "authorizer": KubeAuthorizer(api),
                 "on_result": wiring.on_result,
                 "cron_gate": wiring,
@@ -212,13 +227,23 @@ def create_operator_app(config: OperatorConfig) -> FastAPI:
         async def reconcile_cron(event_type: str | None, body: dict[str, Any]) -> None:
             cron.reconcile(event_type, body)
 
-        runner = KopfRunner(
-            credentials=config.credentials,
-            reconcilers=Reconcilers(
-                cron=reconcile_cron, webhook=wiring.webhooks.reconcile, secret=wiring.webhooks.secret_changed
-            ),
-            namespaces=config.namespaces,
-        )
+        async def secret_changed(event_type: str | None, body: dict[str, Any]) -> None:
+            if event_type != "DELETED":
+                await webhooks.secret_changed(body)
+
+        webhooks = wiring.webhooks
+        watches = [
+            Watch(CRON.group, CRON.version, CRON.plural, reconcile_cron),
+            Watch(WEBHOOK.group, WEBHOOK.version, WEBHOOK.plural, webhooks.reconcile),
+            Watch("", "v1", "secrets", secret_changed),
+        ]
+        for plugin in _kubernetes_triggers(state):
+            controller = KindController(plugin=plugin, status=wiring.status, events=wiring.events, clock=clock)
+            kind = controller.kind
+            wiring.kinds[kind.kind] = kind
+            watches.append(Watch(kind.group, kind.version, kind.plural, controller.reconcile))
+            log.info("watching a third-party trigger kind", kind=kind.kind, api_version=kind.api_version)
+        runner = KopfRunner(credentials=config.credentials, watches=watches, namespaces=config.namespaces)
         await runner.start()
         election = _elect(config.leader_election, wiring.api, cron, state)
         try:

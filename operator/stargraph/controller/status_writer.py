@@ -24,8 +24,8 @@ __all__ = ["StatusWriter", "merge", "yield_to_runs"]
 
 log = structlog.get_logger("stargraph.controller")
 
-ObjectKey = tuple[str, str, str]
-"""(plural, namespace, name)"""
+ObjectKey = tuple[str, str, str, str, str]
+"""(group, version, plural, namespace, name)"""
 
 
 async def yield_to_runs(runs_created: Callable[[], Awaitable[None]], *, patience: float = 10.0) -> None:
@@ -65,8 +65,17 @@ class StatusWriter:
         self._workers: list[asyncio.Task[None]] = []
         self.written = 0
 
-    def update(self, *, plural: str, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        key = (plural, namespace, name)
+    def update(
+        self,
+        *,
+        plural: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        group: str = GROUP,
+        version: str = VERSION,
+    ) -> None:
+        key = (group, version, plural, namespace, name)
         if key in self._pending:
             self._pending[key] = merge(self._pending[key], status)
             return
@@ -74,8 +83,8 @@ class StatusWriter:
         if key not in self._inflight:
             self._queue.put_nowait(key)
 
-    def forget(self, *, plural: str, namespace: str, name: str) -> None:
-        self._pending.pop((plural, namespace, name), None)
+    def forget(self, *, plural: str, namespace: str, name: str, group: str = GROUP, version: str = VERSION) -> None:
+        self._pending.pop((group, version, plural, namespace, name), None)
 
     async def start(self) -> None:
         self._workers = [
@@ -109,8 +118,8 @@ class StatusWriter:
                 self._queue.task_done()
 
     async def _write(self, key: ObjectKey, status: dict[str, Any]) -> None:
-        plural, namespace, name = key
-        target = path(group=GROUP, version=VERSION, plural=plural, namespace=namespace, name=name, subresource="status")
+        group, version, plural, namespace, name = key
+        target = path(group=group, version=version, plural=plural, namespace=namespace, name=name, subresource="status")
         for attempt in range(1, self._attempts + 1):
             try:
                 await self._api.patch(target, {"status": status})

@@ -25,8 +25,7 @@ from stargraph.controller.status_writer import StatusWriter
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound
 from stargraph.k8s.paths import path
-from stargraph.k8s.run_sink import trigger_payload
-from stargraph.runs import TriggerObject
+from stargraph.runs import TriggerObject, trigger_payload
 from stargraph.scheduler.sinks import SubmitResult
 from stargraph.triggers.base import describe_validation_error
 from stargraph.triggers.events import TriggerEvent
@@ -38,7 +37,7 @@ __all__ = ["WebhookController"]
 
 log = structlog.get_logger("stargraph.controller")
 
-KIND, PLURAL = WEBHOOK
+KIND, PLURAL = WEBHOOK.kind, WEBHOOK.plural
 
 
 class _Stalled(Exception):
@@ -179,7 +178,7 @@ class WebhookController:
     async def _read_trigger(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return await self._api.get(
-                path(group="stargraph.io", version="v1alpha1", plural=PLURAL, namespace=namespace, name=name)
+                path(group=WEBHOOK.group, version=WEBHOOK.version, plural=PLURAL, namespace=namespace, name=name)
             )
         except KubeError as exc:
             log.warning(
@@ -204,7 +203,7 @@ class WebhookController:
                 "path": None,
             },
         )
-        self._events.warning(object_ref(body, KIND), reason, message)
+        self._events.warning(object_ref(body, WEBHOOK), reason, message)
 
     def _forget(self, namespace: str, name: str) -> None:
         self._plugin.remove(namespace, name)

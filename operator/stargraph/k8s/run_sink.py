@@ -16,41 +16,26 @@ from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import Conflict, Invalid, NotFound
 from stargraph.k8s.paths import path
 from stargraph.k8s.run_index import RunIndex
-from stargraph.runs import TriggerObject, build_run, run_ref
+from stargraph.runs import PAYLOAD_TRIGGER, TriggerObject, build_run, run_ref
 from stargraph.scheduler.sinks import PermanentSinkError, RunRef, SubmitResult
 from stargraph.triggers.events import TriggerEvent
+from stargraph.triggers.kinds import TriggerKind
 
-__all__ = ["PAYLOAD_TRIGGER", "KubeRunSink", "TriggerKinds"]
+__all__ = ["KubeRunSink", "TriggerKinds", "runs_path"]
 
-PAYLOAD_TRIGGER = "trigger"
-"""Payload entry the operator's triggers carry: the `TriggerObject` fields, so no read is needed per fire."""
-
-TriggerKinds = Mapping[str, str]
-"""Trigger kind → plural, for the kinds whose objects a manual run may name."""
+TriggerKinds = Mapping[str, TriggerKind]
+"""Trigger kind → its resource, for the kinds whose objects a manual run may name."""
 
 
 def runs_path(namespace: str, name: str | None = None) -> str:
     return path(group=GROUP, version=VERSION, plural="runs", namespace=namespace, name=name)
 
 
-def trigger_payload(trigger: TriggerObject) -> dict[str, Any]:
-    return {
-        PAYLOAD_TRIGGER: {
-            "apiVersion": trigger.api_version,
-            "kind": trigger.kind,
-            "name": trigger.name,
-            "namespace": trigger.namespace,
-            "uid": trigger.uid,
-            "runTemplate": trigger.run_template.model_dump(by_alias=True, exclude_defaults=True),
-        }
-    }
-
-
 class KubeRunSink:
     def __init__(self, api: KubeClient, index: RunIndex, *, kinds: TriggerKinds) -> None:
         self._api = api
         self._index = index
-        self._kinds = dict(kinds)
+        self._kinds = kinds
 
     def lookup(self, idempotency_key: str) -> RunRef | None:
         return self._index.lookup(idempotency_key)
@@ -86,8 +71,8 @@ class KubeRunSink:
             ), None
         # A manual run names its trigger; read it for its uid (the owner reference) and its Run template.
         ref = event.payload.get("triggerRef") or {}
-        plural = self._kinds.get(ref.get("kind", ""))
-        if plural is None:
+        kind = self._kinds.get(ref.get("kind", ""))
+        if kind is None:
             known = ", ".join(sorted(self._kinds))
             raise PermanentSinkError(
                 f"triggerRef.kind {ref.get('kind')!r} is not one of: {known}", status=422, reason="unknown_kind"
@@ -95,7 +80,7 @@ class KubeRunSink:
         namespace, name = ref.get("namespace", "default"), ref["name"]
         try:
             body = await self._api.get(
-                path(group=GROUP, version=VERSION, plural=plural, namespace=namespace, name=name)
+                path(group=kind.group, version=kind.version, plural=kind.plural, namespace=namespace, name=name)
             )
         except NotFound as exc:
             raise PermanentSinkError(
