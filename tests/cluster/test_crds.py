@@ -193,9 +193,7 @@ def test_sample_passes_server_side_dry_run(kubectl: Kubectl, namespace: str, sam
             ["spec.signature.scheme", 'Unsupported value: "md5"'],
             id="unknown-signature-scheme",
         ),
-        pytest.param(
-            "Run", run_spec(source="Cron Job"), ["spec.source", "should match"], id="run-source"
-        ),
+        pytest.param("Run", run_spec(source="Cron Job"), ["spec.source", "should match"], id="run-source"),
         pytest.param(
             "Run", run_spec(scheduledFire="tomorrow"), ["spec.scheduledFire", "date-time"], id="run-fire-not-a-time"
         ),
