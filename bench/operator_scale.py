@@ -31,6 +31,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.support.controlplane import ControlPlane
+from tests.support.operator import OperatorProcess
+
 from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.k8s import KubeClient, load_credentials, path
 from stargraph.runs import TriggerObject, build_run
@@ -64,63 +67,16 @@ def _percentiles(values: Sequence[float]) -> tuple[float, float, float]:
     return p[49], p[98], ordered[-1]
 
 
-class Operator:
-    """`stargraph operator` as a subprocess, for its RSS and CPU."""
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
-        self.port = _free_port()
-        self._log = log.open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "stargraph.cli",
-                "operator",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "WARNING",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        import urllib.request
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as response,
-            ):
-                if response.status == 200:
-                    return
-            time.sleep(0.1)
-        raise TimeoutError("operator did not become ready")
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self._log.close()
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _cron_trigger(namespace: str, name: str, schedule: str) -> dict[str, Any]:
@@ -262,9 +218,7 @@ async def _run(kubeconfig: Path, *, fire: int, ready: int, idle_seconds: float, 
         # Unmeasured warm-up: a new CRD's creates are held for a moment, and connections and caches fill.
         await raw_baseline(api, "bench-warmup", 200, fire=datetime(2000, 1, 1, tzinfo=UTC))
         raw = await raw_baseline(api, "bench-raw", fire)
-        operator = Operator(kubeconfig, scratch / "operator.log")
-        try:
-            operator.wait_ready()
+        with OperatorProcess(kubeconfig, scratch, extra_args=["--log-level", "WARNING"]) as operator:
             burst = await fire_burst(api, kubeconfig, "bench-fire", fire)
             raw_p = _percentiles(raw)
             op_p = _percentiles(burst)
@@ -279,15 +233,13 @@ async def _run(kubeconfig: Path, *, fire: int, ready: int, idle_seconds: float, 
             print(f"  ratio {all_ready / applied:.2f}x (target <= 1.5x)", flush=True)
 
             await asyncio.sleep(10)  # let status writes and Events drain before measuring idle
-            before = operator.cpu_seconds()
+            before = _cpu_seconds(operator.pid)
             await asyncio.sleep(idle_seconds)
-            cpu = (operator.cpu_seconds() - before) / idle_seconds * 100
+            cpu = (_cpu_seconds(operator.pid) - before) / idle_seconds * 100
             print(
-                f"settled with {fire + ready} triggers: RSS {operator.rss_mb():.0f} MB (target < 300), "
+                f"settled with {fire + ready} triggers: RSS {_rss_mb(operator.pid):.0f} MB (target < 300), "
                 f"idle CPU {cpu:.2f}% of a core over {idle_seconds:.0f} s (target < 2%)"
             )
-        finally:
-            operator.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -297,8 +249,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting a control plane")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO))
-    from tests.support.controlplane import ControlPlane
 
     with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as stack:
         kubeconfig = args.kubeconfig or stack.enter_context(ControlPlane()).kubeconfig

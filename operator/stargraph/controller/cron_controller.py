@@ -22,6 +22,7 @@ from stargraph.clock import Clock
 from stargraph.controller import conditions
 from stargraph.controller.event_recorder import EventRecorder
 from stargraph.controller.kinds import CRON, object_ref, parse_time
+from stargraph.controller.reporting import report_stalled
 from stargraph.controller.status_writer import StatusWriter
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound
@@ -132,7 +133,7 @@ class CronController:
         try:
             spec = CronTriggerSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:
-            self._stall(body, ref, reason="InvalidSpec", message=f"spec: {describe_validation_error(exc)}")
+            self._stall(body, reason="InvalidSpec", message=f"spec: {describe_validation_error(exc)}")
             return
         trigger = TriggerObject(kind=KIND, name=key[1], namespace=key[0], uid=uid, run_template=spec.run_template)
         last = parse_time(status.get("lastScheduleTime"))
@@ -163,7 +164,7 @@ class CronController:
         except ScheduleError as exc:
             del self._triggers[key]
             reason = "UnknownTimeZone" if exc.field == "timeZone" else "InvalidSchedule"
-            self._stall(body, ref, reason=reason, message=f"spec.{exc.field}: {exc.message}")
+            self._stall(body, reason=reason, message=f"spec.{exc.field}: {exc.message}")
             return
         wanted = {
             "observedGeneration": generation,
@@ -180,28 +181,23 @@ class CronController:
         self._dirty.add(key)
         self._wake.set()
 
-    def _stall(self, body: Mapping[str, Any], ref: ObjectRef, *, reason: str, message: str) -> None:
+    def _stall(self, body: Mapping[str, Any], *, reason: str, message: str) -> None:
         metadata = body["metadata"]
         key = (metadata["namespace"], metadata["name"])
         self._plugin.remove(f"cron:{key[0]}/{key[1]}")
         self._triggers.pop(key, None)
-        generation = metadata.get("generation", 1)
-        current = body.get("status") or {}
-        wanted = conditions.stalled(generation, reason=reason, message=message)
-        if conditions.same(current, generation, wanted):
-            return
-        self._status.update(
-            plural=PLURAL,
-            namespace=key[0],
-            name=key[1],
-            status={
-                "observedGeneration": generation,
-                "conditions": conditions.conditions_for(wanted, current.get("conditions"), self._clock.now()),
-                "nextScheduleTime": None,
-            },
+        stalled = report_stalled(
+            body,
+            kind=CRON,
+            reason=reason,
+            message=message,
+            status=self._status,
+            events=self._events,
+            clock=self._clock,
+            clear={"nextScheduleTime": None},
         )
-        self._events.warning(ref, reason, message)
-        log.info("crontrigger stalled", trigger=f"{key[0]}/{key[1]}", reason=reason, message=message)
+        if stalled:
+            log.info("crontrigger stalled", trigger=f"{key[0]}/{key[1]}", reason=reason, message=message)
 
     def _forget(self, key: tuple[str, str]) -> None:
         self._plugin.remove(f"cron:{key[0]}/{key[1]}")

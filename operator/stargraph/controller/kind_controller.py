@@ -15,7 +15,7 @@ import structlog
 from stargraph.clock import Clock
 from stargraph.controller import conditions
 from stargraph.controller.event_recorder import EventRecorder
-from stargraph.controller.kinds import object_ref
+from stargraph.controller.reporting import report_stalled
 from stargraph.controller.status_writer import StatusWriter
 from stargraph.triggers.kinds import InvalidTrigger, KubernetesTrigger
 
@@ -68,20 +68,17 @@ class KindController:
 
     def _stall(self, body: Mapping[str, Any], *, reason: str, message: str) -> None:
         metadata = body["metadata"]
-        key = (metadata["namespace"], metadata["name"])
-        self._applied.pop(key, None)
-        self.plugin.forget(*key)
-        generation = metadata.get("generation", 1)
-        current = body.get("status") or {}
-        wanted = conditions.stalled(generation, reason=reason, message=message)
-        if conditions.same(current, generation, wanted):
-            return
-        status = {
-            "observedGeneration": generation,
-            "conditions": conditions.conditions_for(wanted, current.get("conditions"), self._clock.now()),
-        }
-        self._write(key, status)
-        self._events.warning(object_ref(body, self.kind), reason, message)
+        self._applied.pop((metadata["namespace"], metadata["name"]), None)
+        self.plugin.forget(metadata["namespace"], metadata["name"])
+        report_stalled(
+            body,
+            kind=self.kind,
+            reason=reason,
+            message=message,
+            status=self._status,
+            events=self._events,
+            clock=self._clock,
+        )
 
     def _write(self, key: tuple[str, str], status: Mapping[str, Any]) -> None:
         self._status.update(

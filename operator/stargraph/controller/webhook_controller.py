@@ -20,7 +20,8 @@ from stargraph.api.v1alpha1 import DeduplicationKey, WebhookTriggerSpec
 from stargraph.clock import Clock
 from stargraph.controller import conditions
 from stargraph.controller.event_recorder import EventRecorder
-from stargraph.controller.kinds import WEBHOOK, object_ref
+from stargraph.controller.kinds import WEBHOOK
+from stargraph.controller.reporting import report_stalled
 from stargraph.controller.status_writer import StatusWriter
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound
@@ -89,7 +90,16 @@ class WebhookController:
         except _Stalled as stall:
             self._plugin.remove(namespace, name)
             self._applied.pop((namespace, name), None)
-            self._write_stalled(body, reason=stall.reason, message=stall.message)
+            report_stalled(
+                body,
+                kind=WEBHOOK,
+                reason=stall.reason,
+                message=stall.message,
+                status=self._status,
+                events=self._events,
+                clock=self._clock,
+                clear={"path": None},
+            )
             return
         self._applied[(namespace, name)] = _Applied(uid, generation, secret_version, body)
         wanted = {
@@ -185,25 +195,6 @@ class WebhookController:
                 "webhooktrigger not re-read after its Secret changed", trigger=f"{namespace}/{name}", error=repr(exc)
             )
             return None
-
-    def _write_stalled(self, body: Mapping[str, Any], *, reason: str, message: str) -> None:
-        metadata = body["metadata"]
-        generation = metadata.get("generation", 1)
-        current = body.get("status") or {}
-        wanted = conditions.stalled(generation, reason=reason, message=message)
-        if conditions.same(current, generation, wanted):
-            return
-        self._status.update(
-            plural=PLURAL,
-            namespace=metadata["namespace"],
-            name=metadata["name"],
-            status={
-                "observedGeneration": generation,
-                "conditions": conditions.conditions_for(wanted, current.get("conditions"), self._clock.now()),
-                "path": None,
-            },
-        )
-        self._events.warning(object_ref(body, WEBHOOK), reason, message)
 
     def _forget(self, namespace: str, name: str) -> None:
         self._plugin.remove(namespace, name)

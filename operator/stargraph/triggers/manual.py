@@ -95,12 +95,7 @@ class ManualTriggerPlugin:
         return (Route(path=RUNS_PATH, handler=self.handle, name="manual-run", max_body_bytes=_MAX_BODY),)
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
-        try:
-            return await self._handle(request)
-        except HttpError as exc:
-            return exc.response()
-
-    async def _handle(self, request: HttpRequest) -> HttpResponse:
+        """Answer one request; an `HttpError` raised here becomes the JSON error response."""
         assert self._scheduler is not None, "init() must run first"
         raw_key = request.headers.get("idempotency-key")
         if raw_key is None:

@@ -78,12 +78,7 @@ class WebhookTriggerPlugin:
         return HttpError(status, reason, message)
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
-        try:
-            return await self._handle(request)
-        except HttpError as exc:
-            return exc.response()
-
-    async def _handle(self, request: HttpRequest) -> HttpResponse:
+        """Answer one request; an `HttpError` raised here becomes the JSON error response."""
         assert self._scheduler is not None, "init() must run first"
         namespace, name = request.path_params.get("namespace", ""), request.path_params.get("name", "")
         armed = self._specs.get((namespace, name))
