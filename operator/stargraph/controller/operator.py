@@ -260,4 +260,7 @@ def create_operator_app(config: OperatorConfig) -> FastAPI:
         attach=attach,
         clock=clock,
         stop_timeout=config.drain_timeout,
+        # Measured (bench/operator_scale.py): beyond ~32 concurrent creates the apiserver only queues them, and each
+        # extra connection is one more TLS handshake when a burst begins.
+        scheduler_workers=32,
     )

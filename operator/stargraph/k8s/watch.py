@@ -6,10 +6,11 @@ on its own with the exact lines the apiserver sends.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, cast
+
+import orjson
 
 from stargraph.k8s.errors import Expired, ProtocolError, WatchExpired, api_error
 
@@ -34,7 +35,7 @@ def decode_event(line: bytes) -> WatchEvent:
     matching ``ApiError`` for any other ``ERROR`` event, and ``ProtocolError`` for a line that is not an event.
     """
     try:
-        event = json.loads(line)
+        event = orjson.loads(line)
         kind, obj = event["type"], event["object"]
     except (ValueError, TypeError, KeyError) as e:
         raise ProtocolError(f"not a watch event: {line[:200]!r}") from e

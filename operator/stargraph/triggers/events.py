@@ -10,7 +10,7 @@ from pydantic import field_validator
 
 from stargraph.triggers.base import IRBase
 
-__all__ = ["TriggerEvent"]
+__all__ = ["TriggerEvent", "json_payload"]
 
 
 class TriggerEvent(IRBase):
@@ -41,9 +41,26 @@ class TriggerEvent(IRBase):
     @field_validator("payload")
     @classmethod
     def _json_serialisable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        # The payload ends up in a Kubernetes object; reject what JSON cannot carry here, not at the apiserver.
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"payload must be JSON-serialisable: {exc}") from exc
-        return value
+        return json_payload(value)
+
+    @classmethod
+    def trusted(
+        cls, *, trigger_id: str, scheduled_fire: datetime, idempotency_key: str, payload: dict[str, Any]
+    ) -> TriggerEvent:
+        """An event from parts already validated (a spec's trigger id and payload, a UTC fire time, a computed key).
+
+        The cron trigger builds one per fire, thousands at the same instant; validating the same payload again
+        for each of them would be most of the cost.
+        """
+        return cls.model_construct(
+            trigger_id=trigger_id, scheduled_fire=scheduled_fire, idempotency_key=idempotency_key, payload=payload
+        )
+
+
+def json_payload(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` if JSON can carry it (it ends up in a Kubernetes object): rejected here, not at the apiserver."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"payload must be JSON-serialisable: {exc}") from exc
+    return value

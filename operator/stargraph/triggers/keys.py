@@ -35,10 +35,8 @@ def format_fire_time(when: datetime) -> str:
     """The canonical RFC 3339 form of an instant, as used in keys and the `scheduled-fire` annotation."""
     if when.tzinfo is None:
         raise ValueError("fire time must be timezone-aware")
-    utc = when.astimezone(UTC)
-    if utc.microsecond:
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat() prints the microseconds exactly when they are not zero, and is several times faster than strftime.
+    return when.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def _digest(*parts: bytes) -> str:

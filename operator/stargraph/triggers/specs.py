@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from stargraph.triggers.base import IRBase
+from stargraph.triggers.events import json_payload
 from stargraph.triggers.signatures import SignatureScheme
 
 __all__ = ["CronSpec", "WebhookSpec", "trigger_id"]
@@ -22,6 +23,11 @@ class _Named(IRBase):
     namespace: str = Field(default="default", min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     payload: dict[str, Any] = {}
     """Copied into every event this trigger emits (the Run template: graph, params, ...)."""
+
+    @field_validator("payload")
+    @classmethod
+    def _json_serialisable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return json_payload(value)
 
 
 class CronSpec(_Named):
