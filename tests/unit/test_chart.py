@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -98,7 +99,6 @@ def test_every_schema_object_rejects_unknown_keys() -> None:
 
 
 def test_values_yaml_is_valid_against_the_schema() -> None:
-    jsonschema = pytest.importorskip("jsonschema", reason="helm lint checks the schema in tests/cluster")
     jsonschema.Draft7Validator(_schema()).validate(_values())
     with pytest.raises(jsonschema.ValidationError, match="replica"):
         jsonschema.Draft7Validator(_schema()).validate({**_values(), "replica": 2})
