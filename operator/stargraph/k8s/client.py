@@ -104,8 +104,10 @@ class KubeClient:
         params: QueryParams | None = None,
         content_type: str | None = None,
         timeout: float | None = None,
+        decode: bool = True,
     ) -> dict[str, Any]:
-        """Send ``json`` (if not None) to ``path`` and return the decoded JSON object of the answer.
+        """Send ``json`` (if not None) to ``path`` and return the decoded JSON object of the answer (``{}`` with
+        ``decode=False``, for a caller that knows what it sent and needs no echo of it).
 
         Raises ``ApiError`` (a subclass per status, see ``errors``) for an error status, ``ApiUnavailable`` when
         the apiserver cannot be reached or does not answer within ``timeout`` seconds.
@@ -133,11 +135,13 @@ class KubeClient:
             raise _unavailable(method, path, e) from e
         if response.status >= 400:
             raise _error(response, payload)
-        return _decode_object(method, path, payload)
+        return _decode_object(method, path, payload) if decode else {}
 
-    async def create(self, path: str, body: Mapping[str, Any], *, params: QueryParams | None = None) -> dict[str, Any]:
+    async def create(
+        self, path: str, body: Mapping[str, Any], *, params: QueryParams | None = None, decode: bool = True
+    ) -> dict[str, Any]:
         """POST ``body`` to the collection ``path``; a name that exists raises ``Conflict`` (reason AlreadyExists)."""
-        return await self.request("POST", path, json=body, params=params)
+        return await self.request("POST", path, json=body, params=params, decode=decode)
 
     async def get(self, path: str) -> dict[str, Any]:
         """The object at ``path``; ``NotFound`` if it does not exist."""
