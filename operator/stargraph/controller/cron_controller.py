@@ -34,7 +34,7 @@ from stargraph.scheduler.sinks import SubmitResult
 from stargraph.triggers.base import describe_validation_error
 from stargraph.triggers.cron import CronTriggerPlugin
 from stargraph.triggers.cron_schedule import ScheduleError
-from stargraph.triggers.keys import format_fire_time
+from stargraph.triggers.keys import format_fire_time, trigger_id
 from stargraph.triggers.specs import CronSpec
 
 __all__ = ["CronController"]
@@ -110,7 +110,7 @@ class CronController:
         """Stop firing at once; the triggers stay known, ready for the next `lead()`."""
         self.leading = False
         for namespace, name in list(self._triggers):
-            self._plugin.remove(f"cron:{namespace}/{name}")
+            self._plugin.remove(trigger_id("cron", namespace, name))
         self._triggers.clear()
 
     def reconcile(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -184,7 +184,7 @@ class CronController:
     def _stall(self, body: Mapping[str, Any], *, reason: str, message: str) -> None:
         metadata = body["metadata"]
         key = (metadata["namespace"], metadata["name"])
-        self._plugin.remove(f"cron:{key[0]}/{key[1]}")
+        self._plugin.remove(trigger_id("cron", *key))
         self._triggers.pop(key, None)
         stalled = report_stalled(
             body,
@@ -200,7 +200,7 @@ class CronController:
             log.info("crontrigger stalled", trigger=f"{key[0]}/{key[1]}", reason=reason, message=message)
 
     def _forget(self, key: tuple[str, str]) -> None:
-        self._plugin.remove(f"cron:{key[0]}/{key[1]}")
+        self._plugin.remove(trigger_id("cron", *key))
         self._triggers.pop(key, None)
         self._status.forget(plural=PLURAL, namespace=key[0], name=key[1])
 

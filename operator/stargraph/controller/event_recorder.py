@@ -55,6 +55,8 @@ class EventRecorder:
         self._workers = [asyncio.create_task(self._work(), name=f"events-{i}") for i in range(self._workers_wanted)]
 
     async def stop(self, *, timeout: float = 5.0) -> None:
+        if self.dropped:
+            log.warning("events dropped because the queue was full", dropped=self.dropped)
         try:
             await asyncio.wait_for(self._queue.join(), timeout)
         except TimeoutError:

@@ -39,12 +39,14 @@ from stargraph.k8s.lease import LeaderElector
 from stargraph.k8s.paths import path
 from stargraph.k8s.run_index import RunIndex
 from stargraph.k8s.run_sink import KubeRunSink
+from stargraph.plugin.manager import unwrap
 from stargraph.runs import LABEL_TRIGGER
 from stargraph.scheduler import Scheduler
 from stargraph.scheduler.sinks import SubmitResult
 from stargraph.serve import AppState, create_app
 from stargraph.triggers.cron import CronTriggerPlugin
 from stargraph.triggers.events import TriggerEvent
+from stargraph.triggers.keys import split_trigger_id
 from stargraph.triggers.kinds import KubernetesTrigger, TriggerKind
 from stargraph.triggers.specs import CronSpec
 from stargraph.triggers.webhook import WebhookTriggerPlugin
@@ -82,15 +84,14 @@ def _kubernetes_triggers(state: AppState) -> list[KubernetesTrigger]:
     """Loaded plugins that bring a kind of their own (the built-in kinds are reconciled by their controllers)."""
     found = []
     for _, hooks in state.pm.list_name_plugin():
-        trigger = getattr(hooks, "trigger", hooks)
+        trigger = unwrap(hooks)
         if isinstance(trigger, KubernetesTrigger) and trigger.trigger_kind.kind not in BUILT_IN_KINDS:
             found.append(trigger)
     return found
 
 
 def _plugin(state: AppState, name: str, kind: type[T]) -> T:
-    hooks = state.pm.get_plugin(name)
-    trigger = getattr(hooks, "trigger", hooks)
+    trigger = unwrap(state.pm.get_plugin(name))
     if not isinstance(trigger, kind):
         raise RuntimeError(f"the {name!r} trigger plugin is not loaded; the operator needs it")
     return trigger
@@ -116,7 +117,7 @@ class _Wiring:
             await self.scheduler.wait_idle()
 
     def on_result(self, event: TriggerEvent, result: SubmitResult) -> None:
-        if self.webhooks is not None and event.trigger_id.startswith("webhook:"):
+        if self.webhooks is not None and split_trigger_id(event.trigger_id)[0] == "webhook":
             self.webhooks.delivered(event, result)
 
     # The cron plugin is initialised before the controller exists (it needs the plugin): these forward to it.

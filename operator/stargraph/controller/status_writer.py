@@ -63,7 +63,6 @@ class StatusWriter:
         self._workers_wanted = workers
         self._attempts = attempts
         self._workers: list[asyncio.Task[None]] = []
-        self.written = 0
 
     def update(
         self,
@@ -123,7 +122,6 @@ class StatusWriter:
         for attempt in range(1, self._attempts + 1):
             try:
                 await self._api.patch(target, {"status": status})
-                self.written += 1
                 return
             except NotFound:
                 return

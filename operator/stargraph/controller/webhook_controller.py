@@ -30,7 +30,7 @@ from stargraph.runs import TriggerObject, trigger_payload
 from stargraph.scheduler.sinks import SubmitResult
 from stargraph.triggers.base import describe_validation_error
 from stargraph.triggers.events import TriggerEvent
-from stargraph.triggers.keys import format_fire_time
+from stargraph.triggers.keys import format_fire_time, split_trigger_id
 from stargraph.triggers.specs import WebhookSpec
 from stargraph.triggers.webhook import WebhookTriggerPlugin
 
@@ -53,7 +53,6 @@ class _Applied:
     uid: str
     generation: int
     secret_version: str
-    body: Mapping[str, Any]
 
 
 class WebhookController:
@@ -101,7 +100,7 @@ class WebhookController:
                 clear={"path": None},
             )
             return
-        self._applied[(namespace, name)] = _Applied(uid, generation, secret_version, body)
+        self._applied[(namespace, name)] = _Applied(uid, generation, secret_version)
         wanted = {
             "observedGeneration": generation,
             "conditions": conditions.conditions_for(
@@ -124,7 +123,7 @@ class WebhookController:
 
     def delivered(self, event: TriggerEvent, result: SubmitResult) -> None:
         """Scheduler callback: record the newest delivery that produced a Run."""
-        namespace, _, name = event.trigger_id.removeprefix("webhook:").partition("/")
+        _, namespace, name = split_trigger_id(event.trigger_id)
         if (namespace, name) in self._applied:
             self._status.update(
                 plural=PLURAL,

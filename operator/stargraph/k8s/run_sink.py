@@ -19,6 +19,7 @@ from stargraph.k8s.run_index import RunIndex
 from stargraph.runs import PAYLOAD_TRIGGER, TriggerObject, build_run, run_ref
 from stargraph.scheduler.sinks import PermanentSinkError, RunRef, SubmitResult
 from stargraph.triggers.events import TriggerEvent
+from stargraph.triggers.keys import split_trigger_id
 from stargraph.triggers.kinds import TriggerKind
 
 __all__ = ["KubeRunSink", "TriggerKinds", "runs_path"]
@@ -41,7 +42,7 @@ class KubeRunSink:
         return self._index.lookup(idempotency_key)
 
     async def create(self, event: TriggerEvent) -> SubmitResult:
-        source = event.trigger_id.partition(":")[0]
+        source = split_trigger_id(event.trigger_id)[0]
         trigger, params = await self._trigger_for(event)
         body = build_run(event, trigger=trigger, source=source, params=params)
         name = body["metadata"]["name"]

@@ -30,6 +30,7 @@ __all__ = [
     "TriggerHooks",
     "load_trigger_plugins",
     "new_plugin_manager",
+    "unwrap",
 ]
 
 ENTRY_POINT_GROUP = "stargraph.triggers"
@@ -59,6 +60,11 @@ class TriggerHooks:
     async def trigger_routes(self) -> Sequence[Route]:
         routes: Sequence[Route] = await call_maybe_async(self.trigger.routes)
         return routes
+
+
+def unwrap(plugin: object) -> object:
+    """The object a registered plugin stands for: the `Trigger` inside a `TriggerHooks`, else the plugin itself."""
+    return plugin.trigger if isinstance(plugin, TriggerHooks) else plugin
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from stargraph.clock import Clock, SystemClock
 from stargraph.metrics import Metrics
 from stargraph.scheduler.sinks import PermanentSinkError, RunSink, SubmitResult
 from stargraph.triggers.events import TriggerEvent
+from stargraph.triggers.keys import split_trigger_id
 
 __all__ = ["RetryPolicy", "Scheduler", "SchedulerStopped"]
 
@@ -42,7 +43,7 @@ class RetryPolicy:
 
 
 def _source(event: TriggerEvent) -> str:
-    return event.trigger_id.partition(":")[0] or "unknown"
+    return split_trigger_id(event.trigger_id)[0] or "unknown"
 
 
 _Job = tuple[TriggerEvent, "asyncio.Future[SubmitResult]"]
@@ -90,10 +91,6 @@ class Scheduler:
     @property
     def running(self) -> bool:
         return self._accepting
-
-    @property
-    def inflight(self) -> int:
-        return len(self._inflight)
 
     async def wait_idle(self) -> None:
         """Return once no Run creation is in flight."""
@@ -173,27 +170,24 @@ class Scheduler:
 
     async def _create(self, event: TriggerEvent) -> SubmitResult:
         source = _source(event)
-        delays = self._retry.delays()
-        for attempt in range(len(delays) + 1):
+        result = await self._create_with_retries(event, source)
+        if result.created:
+            self.metrics.runs_created.labels(source).inc()
+            lag = (self.clock.now() - event.scheduled_fire).total_seconds()
+            self.metrics.scheduler_lag.labels(source).observe(max(lag, 0.0))
+        else:
+            self.metrics.dedupes.labels("sink").inc()
+        return result
+
+    async def _create_with_retries(self, event: TriggerEvent, source: str) -> SubmitResult:
+        delays = iter(self._retry.delays())
+        while True:
             try:
-                result = await self.sink.create(event)
-            except PermanentSinkError:
-                self.metrics.create_errors.labels(source).inc()
-                raise
+                return await self.sink.create(event)
             except Exception as exc:
                 self.metrics.create_errors.labels(source).inc()
-                if attempt == len(delays):
+                delay = next(delays, None)
+                if delay is None or isinstance(exc, PermanentSinkError):
                     raise
-                log.warning(
-                    "run create failed; retrying", trigger_id=event.trigger_id, attempt=attempt + 1, error=repr(exc)
-                )
-                await asyncio.sleep(delays[attempt])
-                continue
-            if result.created:
-                self.metrics.runs_created.labels(source).inc()
-                lag = (self.clock.now() - event.scheduled_fire).total_seconds()
-                self.metrics.scheduler_lag.labels(source).observe(max(lag, 0.0))
-            else:
-                self.metrics.dedupes.labels("sink").inc()
-            return result
-        raise AssertionError("unreachable")
+                log.warning("run create failed; retrying", trigger_id=event.trigger_id, in_s=delay, error=repr(exc))
+                await asyncio.sleep(delay)

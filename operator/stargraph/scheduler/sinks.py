@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from stargraph.naming import run_name
 from stargraph.triggers.events import TriggerEvent
+from stargraph.triggers.keys import split_trigger_id
 
 __all__ = ["InMemoryRunSink", "PermanentSinkError", "RunRef", "RunSink", "SubmitResult", "payload_sha256"]
 
@@ -62,13 +63,6 @@ class RunSink(Protocol):
         ...
 
 
-def namespace_of(trigger_id: str) -> tuple[str, str]:
-    """Split `<source>:<namespace>/<name>` into (namespace, name); ids without a namespace live in `default`."""
-    _, _, qualified = trigger_id.partition(":")
-    namespace, _, name = qualified.rpartition("/")
-    return namespace or "default", name or qualified
-
-
 class InMemoryRunSink:
     """A sink that keeps Runs in a dict: for unit tests, benchmarks and running the triggers without a cluster."""
 
@@ -83,7 +77,7 @@ class InMemoryRunSink:
         existing = self.runs.get(event.idempotency_key)
         if existing is not None:
             return SubmitResult(run=existing, created=False)
-        namespace, trigger_name = namespace_of(event.trigger_id)
+        _, namespace, trigger_name = split_trigger_id(event.trigger_id)
         ref = RunRef(
             name=run_name(trigger_name=trigger_name, idempotency_key=event.idempotency_key),
             namespace=namespace,

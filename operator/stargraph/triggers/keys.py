@@ -24,11 +24,25 @@ __all__ = [
     "cron_idempotency_key",
     "format_fire_time",
     "manual_idempotency_key",
+    "split_trigger_id",
+    "trigger_id",
     "webhook_delivery_idempotency_key",
     "webhook_idempotency_key",
 ]
 
 _SEP = b"\x00"
+
+
+def trigger_id(source: str, namespace: str, name: str) -> str:
+    """`<source>:<namespace>/<name>`, e.g. `cron:team-a/nightly`: the trigger part of every key and Run."""
+    return f"{source}:{namespace}/{name}"
+
+
+def split_trigger_id(value: str) -> tuple[str, str, str]:
+    """(source, namespace, name) of a trigger id; an id without a namespace lives in `default`."""
+    source, _, qualified = value.partition(":")
+    namespace, _, name = qualified.rpartition("/")
+    return source, namespace or "default", name
 
 
 def format_fire_time(when: datetime) -> str:

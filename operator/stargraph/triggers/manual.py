@@ -19,8 +19,7 @@ from stargraph.http import HttpError, HttpRequest, HttpResponse, Route, run_resp
 from stargraph.scheduler import Scheduler, payload_sha256
 from stargraph.triggers.base import IRBase, describe_validation_error
 from stargraph.triggers.events import TriggerEvent
-from stargraph.triggers.keys import manual_idempotency_key
-from stargraph.triggers.specs import trigger_id
+from stargraph.triggers.keys import manual_idempotency_key, trigger_id
 from stargraph.triggers.submission import submit_or_http_error
 
 __all__ = [

@@ -9,13 +9,10 @@ from pydantic import Field, field_validator
 
 from stargraph.triggers.base import IRBase
 from stargraph.triggers.events import json_payload
+from stargraph.triggers.keys import trigger_id
 from stargraph.triggers.signatures import SignatureScheme
 
-__all__ = ["CronSpec", "WebhookSpec", "trigger_id"]
-
-
-def trigger_id(source: str, namespace: str, name: str) -> str:
-    return f"{source}:{namespace}/{name}"
+__all__ = ["CronSpec", "WebhookSpec"]
 
 
 class _Named(IRBase):
