@@ -1,15 +1,17 @@
 """The cron trigger's tasks, driven by a manual clock: no real waiting, no polling."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from stargraph.clock import ManualClock
-from stargraph.scheduler import InMemoryRunSink, Scheduler
+from stargraph.scheduler import InMemoryRunSink, Scheduler, SubmitResult
 from stargraph.triggers import cron_idempotency_key
 from stargraph.triggers.cron import CronTriggerPlugin
-from stargraph.triggers.cron_schedule import ScheduleError
+from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError
+from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.specs import CronSpec
 
 START = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)
@@ -166,3 +168,37 @@ async def test_gate_is_asked_unless_policy_allows(h: Harness) -> None:
     await h.clock.advance_to(START + timedelta(seconds=10))
     assert h.fires() == [] and h.fires("free") == [START + timedelta(seconds=10)]
     assert ("skipped", START + timedelta(seconds=10)) in rec.log
+
+
+async def test_a_burst_of_fires_only_creates_runs_the_schedule_is_read_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The fire after the next is known before a fire comes: while a burst's Runs are being created, no task
+    # consults its schedule (cronsim can cost ~0.1 ms a call); the next look ahead waits for the scheduler's idle.
+    reads: list[datetime] = []
+    next_after = CronSchedule.next_after
+    monkeypatch.setattr(CronSchedule, "next_after", lambda self, when: reads.append(when) or next_after(self, when))
+    release = asyncio.Event()
+
+    class HeldSink(InMemoryRunSink):
+        async def create(self, event: TriggerEvent) -> SubmitResult:
+            await release.wait()
+            return await super().create(event)
+
+    clock = ManualClock(START)
+    sink = HeldSink()
+    scheduler = Scheduler(sink, clock=clock)
+    await scheduler.start()
+    cron = CronTriggerPlugin()
+    cron.init({"scheduler": scheduler, "cron_specs": [spec(f"t{i}") for i in range(3)]})
+    await cron.start()
+    await clock.advance_to(START + timedelta(seconds=10))
+    assert reads == [START] * 3 + [START + timedelta(seconds=10)] * 3  # the first fire and the one after it
+    assert len(sink.events) == 0  # the burst is still being created
+    release.set()
+    await scheduler.wait_idle()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert len(sink.events) == 3
+    assert reads[6:] == [START + timedelta(seconds=20)] * 3
+    assert cron.next_fire("cron:default/t0") == START + timedelta(seconds=20)
+    await cron.stop()
+    await scheduler.stop()

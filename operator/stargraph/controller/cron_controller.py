@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,7 @@ from stargraph.controller import conditions
 from stargraph.controller.event_recorder import EventRecorder
 from stargraph.controller.kinds import CRON, object_ref, parse_time
 from stargraph.controller.reporting import report_stalled
-from stargraph.controller.status_writer import StatusWriter
+from stargraph.controller.status_writer import StatusWriter, yield_to_runs
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound
 from stargraph.k8s.events import ObjectRef
@@ -70,8 +70,10 @@ class CronController:
         events: EventRecorder,
         clock: Clock,
         leading: bool = True,
+        runs_created: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.leading = leading
+        self._runs_created = runs_created
         self._bodies: dict[tuple[str, str], Mapping[str, Any]] = {}
         self._api = api
         self._plugin = plugin
@@ -289,6 +291,9 @@ class CronController:
     async def _keep_house(self) -> None:
         while True:
             await self._wake.wait()
+            if self._runs_created is not None:
+                # A burst of fires marks its triggers one Run at a time: tidy them all at once, after the burst.
+                await yield_to_runs(self._runs_created)
             self._wake.clear()
             dirty, self._dirty = self._dirty, set()
             for key in dirty:

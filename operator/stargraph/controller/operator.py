@@ -216,6 +216,7 @@ def create_operator_app(config: OperatorConfig) -> FastAPI:
             events=wiring.events,
             clock=clock,
             leading=config.leader_election is None,
+            runs_created=wiring.runs_created,
         )
         wiring.webhooks = WebhookController(
             api=wiring.api,

@@ -182,6 +182,7 @@ class CronTriggerPlugin:
         # then holds a few hundred bytes instead of kilobytes, which matters at tens of thousands of triggers.
         fire = self._next[spec.trigger_id] = schedule.next_after(start)
         while True:
+            following = await self._following(schedule, fire)
             await self._clock.sleep_until(fire)
             late = (self._clock.now() - fire).total_seconds()
             if spec.starting_deadline_seconds is not None and late > spec.starting_deadline_seconds:
@@ -189,18 +190,24 @@ class CronTriggerPlugin:
                 result = None
             else:
                 result = await self._fire(spec, fire)
-            fired, fire = fire, await self._advance(spec, schedule, fire)
+            self._next[spec.trigger_id] = following
             if result is not None:
-                self._observer.fired(spec, fired, result)  # after _advance: it reports the next fire too
+                self._observer.fired(spec, fire, result)  # after `_next` moved on: it reports the next fire too
+            fire = following
 
-    async def _advance(self, spec: CronSpec, schedule: CronSchedule, fire: datetime) -> datetime:
+    async def _following(self, schedule: CronSchedule, fire: datetime) -> datetime:
+        """The fire after `fire`, worked out ahead while no Run is being created.
+
+        Knowing it before `fire` comes means a burst of simultaneous fires does nothing but create Runs; working it
+        out waits (at the latest until `fire`) for the scheduler to be idle, because cronsim needs up to ~0.1 ms for
+        a sparse schedule, and a thousand of those would compete with the burst of Runs for the CPU.
+        """
         assert self._scheduler is not None
-        # Cron fires are at least a second apart, so working out the next one (cronsim: up to ~0.1 ms for a sparse
-        # schedule) may wait briefly until the Runs of a burst of simultaneous fires exist: they get the CPU first.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._scheduler.wait_idle(), 0.5)
-        upcoming = self._next[spec.trigger_id] = schedule.next_after(fire)
-        return upcoming
+        patience = (fire - self._clock.now()).total_seconds()
+        if patience > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._scheduler.wait_idle(), patience)
+        return schedule.next_after(fire)
 
     async def _fire(self, spec: CronSpec, fire: datetime) -> SubmitResult | None:
         """The fire's Run, or None when it was skipped (concurrency policy) or failed (both told to the observer)."""
