@@ -435,6 +435,11 @@ class ControlPlane(KubeCluster):
         return f"https://127.0.0.1:{self._port}"
 
     @property
+    def pids(self) -> dict[str, int]:
+        """Process id of each running component, by binary name."""
+        return {name: process.pid for name, process in self._processes.items() if process.poll() is None}
+
+    @property
     def tmpdir(self) -> Path:
         return self._tmpdir
 
