@@ -36,7 +36,7 @@ from tests.support.controlplane import ControlPlane
 from tests.support.operator import OperatorProcess
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
-from stargraph.k8s import ApiError, KubeClient, load_credentials, path
+from stargraph.k8s import ApiError, ApiUnavailable, Conflict, KubeClient, load_credentials, path
 from stargraph.runs import TriggerObject, build_run
 from stargraph.triggers.cron import cron_event
 from stargraph.triggers.specs import CronSpec
@@ -123,8 +123,21 @@ def _cron_trigger(namespace: str, name: str, schedule: str) -> dict[str, Any]:
 
 
 async def _ensure_namespace(api: KubeClient, name: str) -> None:
-    with contextlib.suppress(Exception):
-        await api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    """Create namespace `name` unless it exists; a busy apiserver (timeouts, 429, 5xx) is retried for a minute."""
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    for _ in range(30):
+        try:
+            await api.create("/api/v1/namespaces", body)
+            return
+        except Conflict:
+            return
+        except ApiError as exc:
+            if exc.status != 429 and exc.status < 500:
+                raise
+        except ApiUnavailable:
+            pass
+        await asyncio.sleep(2)
+    raise RuntimeError(f"namespace {name} could not be created")
 
 
 async def _create_all(api: KubeClient, collection: str, bodies: Sequence[dict[str, Any]]) -> list[float]:
@@ -324,7 +337,8 @@ async def _run(
     async with KubeClient(load_credentials(kubeconfig=str(kubeconfig))) as api:
         # Unmeasured warm-up: a new CRD's creates are held for a moment, and connections and caches fill.
         await raw_baseline(api, "bench-warmup", 200, fire=datetime(2000, 1, 1, tzinfo=UTC))
-        await _fire_rounds(api, kubeconfig, fire=fire, rounds=rounds, scratch=scratch, pids=pids)
+        if rounds:
+            await _fire_rounds(api, kubeconfig, fire=fire, rounds=rounds, scratch=scratch, pids=pids)
         if not ready:
             return
         # The footprint is measured for exactly the applied triggers: earlier rounds' objects go, and a new
@@ -350,7 +364,7 @@ async def _run(
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.operator_scale", description=__doc__.splitlines()[0])
     parser.add_argument("--fire", type=int, default=1000, help="CronTriggers due at one instant")
-    parser.add_argument("--rounds", type=int, default=5, help="fire bursts (and raw rounds) measured")
+    parser.add_argument("--rounds", type=int, default=5, help="fire bursts (and raw rounds) measured (0: skip)")
     parser.add_argument("--ready", type=int, default=10000, help="CronTriggers applied in one file (0: skip)")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting a control plane")
