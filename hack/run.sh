@@ -52,7 +52,7 @@ stargraph is running. In another shell:
   body='{"ref":"refs/heads/main"}'
   sig=\$(printf '%s' "\$body" | openssl dgst -sha256 -hmac change-me-to-a-long-random-string | cut -d' ' -f2)
   curl -s -XPOST http://127.0.0.1:$PORT/v1/hooks/default/github-push -H 'Content-Type: application/json' \\
-       -H "X-Hub-Signature-256: sha256=\$sig" -H 'X-GitHub-Delivery: demo-1' -d "\$body"
+       -H "X-Hub-Signature-256: sha256=\$sig" -H 'X-GitHub-Event: push' -H 'X-GitHub-Delivery: demo-1' -d "\$body"
 
   .venv/bin/stargraph run crontrigger/every-ten-seconds --param greeting=hi   # a manual Run
 

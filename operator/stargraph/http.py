@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["HttpError", "HttpRequest", "HttpResponse", "Route", "error_body", "run_response"]
+__all__ = ["HttpError", "HttpRequest", "HttpResponse", "Route", "error_body", "ignored_response", "run_response"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,11 @@ def run_response(run: Any, *, created: bool) -> HttpResponse:
         status=201 if created else 200,
         body={"run": {"name": run.name, "namespace": run.namespace}, "created": created},
     )
+
+
+def ignored_response(reason: str, message: str) -> HttpResponse:
+    """The answer to a valid request that deliberately creates nothing: 202, so the sender does not retry it."""
+    return HttpResponse(status=202, body={"ignored": {"reason": reason, "message": message}, "created": False})
 
 
 class HttpError(Exception):

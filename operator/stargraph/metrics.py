@@ -35,6 +35,11 @@ class Metrics:
         self.webhook_rejects = Counter(
             "stargraph_webhook_rejects", "Webhook deliveries rejected, by reason.", ["reason"], registry=self.registry
         )
+        self.webhook_ignored = Counter(
+            "stargraph_webhook_ignored",
+            "Verified webhook deliveries that created no Run: their event type is not in the trigger's filter.",
+            registry=self.registry,
+        )
         self.leader = Gauge(
             "stargraph_leader",
             "1 while this replica leads (fires cron schedules), 0 otherwise; 1 without leader election.",

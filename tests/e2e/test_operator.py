@@ -150,10 +150,15 @@ def test_sample_applied_with_kubectl_reconciles_to_ready(
             # The sample is a GitHub hook keyed on the delivery id: one Run per delivery, whatever the retries.
             secret = next(d for d in docs if d["kind"] == "Secret")["stringData"]["secret"]
             body = b'{"ref": "refs/heads/main"}'
-            headers = {**JSON, **sign(scheme=SignatureScheme.GITHUB, key=secret.encode(), body=body, delivery_id="d1")}
+            signature = sign(scheme=SignatureScheme.GITHUB, key=secret.encode(), body=body, delivery_id="d1")
+            headers = {**JSON, **signature, "X-GitHub-Event": "push"}
             first = httpx.post(operator.url + status["path"], content=body, headers=headers)
             again = httpx.post(operator.url + status["path"], content=body, headers=headers)
             assert (first.status_code, again.status_code) == (201, 200), (first.text, again.text)
+            # It filters on push: GitHub's ping (sent when the hook is created) is acknowledged, no Run.
+            ping_headers = {**headers, "X-GitHub-Event": "ping"}
+            ping = httpx.post(operator.url + status["path"], content=body, headers=ping_headers)
+            assert ping.status_code == 202, ping.text
             key = webhook_delivery_idempotency_key(f"webhook:{namespace}/{name}", "d1")
             assert (
                 first.json()["run"]["name"]
@@ -364,6 +369,29 @@ def test_webhook_delivery_redelivery_rejections_and_secret_rotation(
     old_key = deliver(b'{"ref": "refs/heads/old"}', b"first-secret")
     assert old_key.status_code == 401, old_key.text
     assert names(runs_of(kube_api, namespace, "hook")) == {name, rotated.json()["run"]["name"]}
+
+
+def test_webhook_event_filter_acknowledges_other_event_types_without_a_run(
+    operator: OperatorProcess, kube_api: ApiClient, namespace: str
+) -> None:
+    put_secret(kube_api, namespace, "gh-secret", {"secret": "gh-key"})
+    create(
+        kube_api,
+        namespace,
+        webhook_trigger("pushes", "gh-secret", signature={"scheme": "github"}, events={"types": ["push"]}),
+    )
+    url = operator.url + wait_ready(kube_api, namespace, "webhooktriggers", "pushes")["status"]["path"]
+
+    def deliver(event: str, body: bytes) -> httpx.Response:
+        signature = sign(scheme=SignatureScheme.GITHUB, key=b"gh-key", body=body)
+        return httpx.post(url, content=body, headers={**JSON, **signature, "X-GitHub-Event": event})
+
+    ignored = deliver("issues", b'{"action": "opened"}')
+    assert ignored.status_code == 202, ignored.text
+    assert ignored.json()["ignored"]["reason"] == "event_type_filtered"
+    pushed = deliver("push", b'{"ref": "refs/heads/main"}')
+    assert pushed.status_code == 201, pushed.text
+    assert names(runs_of(kube_api, namespace, "pushes")) == {pushed.json()["run"]["name"]}
 
 
 # -- manual runs ---------------------------------------------------------------------------------------------------

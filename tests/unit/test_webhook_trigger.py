@@ -24,6 +24,16 @@ SPECS = [
     WebhookSpec(name="generic", secrets=(SECRET,), max_body_bytes=2048),
     WebhookSpec(name="github", scheme=SignatureScheme.GITHUB, secrets=("old", SECRET)),
     WebhookSpec(name="std", scheme=SignatureScheme.STANDARD_WEBHOOKS, secrets=(WHSEC,), key_on_delivery_id=True),
+    WebhookSpec(
+        name="gh-push", scheme=SignatureScheme.GITHUB, secrets=(SECRET,), event_types=frozenset({"push", "release"})
+    ),
+    WebhookSpec(
+        name="std-paid",
+        scheme=SignatureScheme.STANDARD_WEBHOOKS,
+        secrets=(WHSEC,),
+        event_types=frozenset({"invoice.paid"}),
+    ),
+    WebhookSpec(name="deploys", secrets=(SECRET,), event_types=frozenset({"deploy"}), event_type_header="X-Kind"),
 ]
 
 
@@ -155,3 +165,57 @@ async def test_unknown_trigger_is_404_json(app) -> None:  # type: ignore[no-unty
     client, _, _ = app
     response = await post(client, "nope", headers={"content-type": "application/json"})
     assert response.status_code == 404 and response.json()["error"]["reason"] == "unknown_trigger"
+
+
+async def test_event_filter_by_header_creates_runs_only_for_listed_types(app) -> None:  # type: ignore[no-untyped-def]
+    client, _, sink = app
+    push = await post(client, "gh-push", headers={**signed("gh-push"), "x-github-event": "push"})
+    assert push.status_code == 201, push.text
+    other = json.dumps({"action": "opened"}).encode()
+    issues = await post(client, "gh-push", other, headers={**signed("gh-push", other), "x-github-event": "issues"})
+    # Acknowledged, so the sender does not retry it, and nothing is created.
+    assert issues.status_code == 202, issues.text
+    message = "event type 'issues' is not one of ['push', 'release']"
+    assert issues.json() == {"ignored": {"reason": "event_type_filtered", "message": message}, "created": False}
+    custom = await post(client, "deploys", headers={**signed("deploys"), "X-Kind": "deploy"})
+    assert custom.status_code == 201, custom.text
+    assert len(sink.runs) == 2
+
+
+async def test_event_filter_reads_the_standard_webhooks_type_from_the_body(app) -> None:  # type: ignore[no-untyped-def]
+    client, _, sink = app
+
+    def event(kind: str, delivery: str) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps({"type": kind, "data": {"id": delivery}}).encode()
+        return body, signed("std-paid", body, delivery_id=delivery, timestamp=NOW)
+
+    paid = await post(client, "std-paid", *event("invoice.paid", "msg_1"))
+    created = await post(client, "std-paid", *event("invoice.created", "msg_2"))
+    assert (paid.status_code, created.status_code) == (201, 202)
+    assert created.json()["ignored"]["reason"] == "event_type_filtered"
+    assert len(sink.runs) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "extra", "message"),
+    [
+        ("gh-push", BODY, {}, "header x-github-event (the event type) is missing"),
+        ("deploys", BODY, {"x-event-type": "deploy"}, "header x-kind (the event type) is missing"),
+        ("std-paid", b'{"data": {}}', {}, "the body has no string field `type` (the event type)"),
+        ("std-paid", b"[1, 2]", {}, "the body has no string field `type` (the event type)"),
+    ],
+)
+async def test_event_filter_without_an_event_type_is_400(app, name, body, extra, message) -> None:  # type: ignore[no-untyped-def]
+    client, _, sink = app
+    response = await post(client, name, body, headers={**signed(name, body, delivery_id="m", timestamp=NOW), **extra})
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": {"reason": "missing_event_type", "message": message}}
+    assert sink.runs == {}
+
+
+async def test_event_filter_is_judged_only_after_the_signature(app) -> None:  # type: ignore[no-untyped-def]
+    client, _, sink = app
+    unsigned = {"content-type": "application/json", "x-github-event": "issues"}
+    response = await post(client, "gh-push", headers=unsigned)
+    assert response.status_code == 401 and response.json()["error"]["reason"] == "missing_signature"
+    assert sink.runs == {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -174,6 +174,21 @@ class SignatureSpec(ApiModel):
     )
 
 
+class EventFilter(ApiModel):
+    """Which deliveries create Runs, by the sender's event type. Other verified deliveries are answered 202 and
+    create nothing, so the sender does not retry them."""
+
+    types: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        min_length=1, max_length=64, description="Event types that create Runs, matched exactly (e.g. push)."
+    )
+    header: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Header naming the event type. Default: X-GitHub-Event (github), X-Event-Type (hmac-sha256); "
+        "standard-webhooks reads the body's `type` field unless a header is named here.",
+    )
+
+
 class WebhookTriggerSpec(ApiModel):
     """A signed HTTP endpoint that creates exactly one Run per delivery."""
 
@@ -187,6 +202,9 @@ class WebhookTriggerSpec(ApiModel):
         default=DeduplicationKey.BODY,
         description="Body: a delivery is identified by its body hash. DeliveryID: by the sender's delivery id "
         "(webhook-id, X-GitHub-Delivery) when present.",
+    )
+    events: EventFilter | None = Field(
+        default=None, description="Only deliveries of these event types create Runs; without it, every delivery."
     )
     run_template: RunTemplate = Field(default_factory=RunTemplate)
 

@@ -14,6 +14,9 @@ from stargraph.triggers.signatures import SignatureScheme
 
 __all__ = ["CronSpec", "WebhookSpec"]
 
+_EVENT_TYPE_HEADERS = {SignatureScheme.GITHUB: "x-github-event", SignatureScheme.HMAC_SHA256: "x-event-type"}
+"""Where each scheme's senders put the event type; standard-webhooks puts it in the body (`type`)."""
+
 
 class _Named(IRBase):
     name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -55,11 +58,22 @@ class WebhookSpec(_Named):
     content_types: tuple[str, ...] = ("application/json",)
     key_on_delivery_id: bool = False
     """Key deliveries on the sender's delivery id when present, instead of the body hash."""
+    event_types: frozenset[str] | None = None
+    """When set, only deliveries of these event types create Runs."""
+    event_type_header: str | None = None
+    """Where the event type is; None: the scheme's default (`event_type_source`)."""
 
-    @field_validator("signature_header")
+    @field_validator("signature_header", "event_type_header")
     @classmethod
-    def _lower(cls, value: str) -> str:
-        return value.lower()
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value is not None else None
+
+    @property
+    def event_type_source(self) -> str | None:
+        """The header holding the event type; None means the body's `type` field (standard-webhooks)."""
+        if self.event_type_header is not None:
+            return self.event_type_header
+        return _EVENT_TYPE_HEADERS.get(self.scheme)
 
     @property
     def trigger_id(self) -> str:

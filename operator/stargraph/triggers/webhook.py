@@ -2,8 +2,10 @@
 
 Order of checks, each answered with a JSON error: unknown trigger 404, wrong content type 415, body over the
 trigger's cap 413 (enforced while the serve layer streams it, before the whole body is read or hashed), signature
-400/401. Only then is the key computed and the event submitted; the answer (201 created, 200 for a redelivery)
-names the Run and is sent only after the Run exists, so a sender that retries after any failure is safe.
+400/401, then the trigger's event-type filter (a delivery it filters out is answered 202 and creates nothing; a
+missing event type is 400). Only then is the key computed and the event submitted; the answer (201 created, 200 for
+a redelivery) names the Run and is sent only after the Run exists, so a sender that retries after any failure is
+safe.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from stargraph.clock import Clock, SystemClock
-from stargraph.http import HttpError, HttpRequest, HttpResponse, Route, run_response
+from stargraph.http import HttpError, HttpRequest, HttpResponse, Route, ignored_response, run_response
 from stargraph.metrics import Metrics
 from stargraph.scheduler import Scheduler
 from stargraph.triggers.events import TriggerEvent
@@ -77,6 +81,22 @@ class WebhookTriggerPlugin:
         self._metrics.webhook_rejects.labels(reason).inc()
         return HttpError(status, reason, message)
 
+    def _event_type(self, spec: WebhookSpec, request: HttpRequest) -> str:
+        """The delivery's event type, read only after its signature was verified; 400 when it is not there."""
+        header = spec.event_type_source
+        if header is not None:
+            named = request.headers.get(header, "").strip()
+            if not named:
+                raise self._reject(400, "missing_event_type", f"header {header} (the event type) is missing")
+            return named
+        try:
+            typed = orjson.loads(request.body).get("type")
+        except (orjson.JSONDecodeError, AttributeError):
+            typed = None
+        if not isinstance(typed, str) or not typed:
+            raise self._reject(400, "missing_event_type", "the body has no string field `type` (the event type)")
+        return typed
+
     async def handle(self, request: HttpRequest) -> HttpResponse:
         """Answer one request; an `HttpError` raised here becomes the JSON error response."""
         assert self._scheduler is not None, "init() must run first"
@@ -104,6 +124,13 @@ class WebhookTriggerPlugin:
             )
         except SignatureError as exc:
             raise self._reject(exc.status, exc.reason, exc.message) from exc
+        if spec.event_types is not None:
+            event_type = self._event_type(spec, request)
+            if event_type not in spec.event_types:
+                self._metrics.webhook_ignored.inc()
+                return ignored_response(
+                    "event_type_filtered", f"event type {event_type!r} is not one of {sorted(spec.event_types)}"
+                )
         body_hash = body_sha256(request.body)
         if spec.key_on_delivery_id and verification.delivery_id:
             key = webhook_delivery_idempotency_key(spec.trigger_id, verification.delivery_id)
