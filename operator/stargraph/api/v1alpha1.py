@@ -27,6 +27,7 @@ __all__ = [
     "CronTriggerSpec",
     "CronTriggerStatus",
     "DeduplicationKey",
+    "EventFilter",
     "ObjectReference",
     "RunPhase",
     "RunSpec",

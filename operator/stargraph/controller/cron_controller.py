@@ -69,8 +69,8 @@ class CronController:
         status: StatusWriter,
         events: EventRecorder,
         clock: Clock,
+        runs_created: Callable[[], Awaitable[None]],
         leading: bool = True,
-        runs_created: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.leading = leading
         self._runs_created = runs_created
@@ -291,9 +291,8 @@ class CronController:
     async def _keep_house(self) -> None:
         while True:
             await self._wake.wait()
-            if self._runs_created is not None:
-                # A burst of fires marks its triggers one Run at a time: tidy them all at once, after the burst.
-                await yield_to_runs(self._runs_created)
+            # A burst of fires marks its triggers one Run at a time: tidy them all at once, after the burst.
+            await yield_to_runs(self._runs_created)
             self._wake.clear()
             dirty, self._dirty = self._dirty, set()
             for key in dirty:

@@ -205,8 +205,10 @@ class CronTriggerPlugin:
         assert self._scheduler is not None
         patience = (fire - self._clock.now()).total_seconds()
         if patience > 0:
+            # A timeout scope rather than wait_for: no extra task per fire, and no suspension when already idle.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._scheduler.wait_idle(), patience)
+                async with asyncio.timeout(patience):
+                    await self._scheduler.wait_idle()
         return schedule.next_after(fire)
 
     async def _fire(self, spec: CronSpec, fire: datetime) -> SubmitResult | None:
