@@ -53,14 +53,17 @@ def ignored_response(reason: str, message: str) -> HttpResponse:
 class HttpError(Exception):
     """Raised by a handler to answer with an error status; the serve layer turns it into `error_body`."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after
+        """Seconds after which the same request may succeed; sent as `Retry-After`."""
 
     def response(self) -> HttpResponse:
-        return HttpResponse(status=self.status, body=error_body(self.reason, self.message))
+        headers = {"retry-after": str(self.retry_after)} if self.retry_after is not None else {}
+        return HttpResponse(status=self.status, body=error_body(self.reason, self.message), headers=headers)
 
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]

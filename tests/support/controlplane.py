@@ -1,6 +1,6 @@
 """A throwaway Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) for tests and benchmarks.
 
-There is no Docker engine or kind on the machines we test on (DESIGN.md §8), so, like controller-runtime's
+There is no Docker engine or kind on the machines we test on, so, like controller-runtime's
 envtest, we run the real binaries (built by ``hack/build-controlplane.sh``) on loopback ports in a temporary
 directory with a freshly generated PKI. No scheduler or kubelet runs: Pods never start.
 
@@ -427,6 +427,9 @@ class ControlPlane(KubeCluster):
         self._pki = _write_pki(self._tmpdir / "pki")
         self._port = _free_port()
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._apiserver: tuple[Path, list[str]] = (Path(), [])
+        self._controller_manager: tuple[Path, list[str]] = (Path(), [])
+        """Binary and arguments of each, kept to start it again."""
         self._stopped = False
         atexit.register(self.stop)
 
@@ -521,7 +524,7 @@ class ControlPlane(KubeCluster):
             ],
         )
         # The apiserver retries etcd until it answers, so it need not wait for etcd to be up.
-        self._spawn(
+        self._apiserver = (
             bin_dir / "kube-apiserver",
             [
                 "--etcd-servers",
@@ -554,12 +557,11 @@ class ControlPlane(KubeCluster):
                 "10.96.0.0/16",
             ],
         )
-        context = ssl.create_default_context(cafile=str(pki.ca_cert))
-        context.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
-        self._wait_for("kube-apiserver /readyz", context, "/readyz")
+        self._spawn(*self._apiserver)
+        self._wait_for("kube-apiserver /readyz", self._admin_tls(), "/readyz")
         # Started only now: it checks /healthz once a second and exits after 10 s, so starting it earlier gains
         # nothing and could make it give up on a slow machine.
-        self._spawn(
+        self._controller_manager = (
             bin_dir / "kube-controller-manager",
             [
                 "--kubeconfig",
@@ -585,14 +587,54 @@ class ControlPlane(KubeCluster):
                 str(tmp / "flexvolume"),
             ],
         )
+        self._spawn(*self._controller_manager)
         # The serviceaccount controller creating `default` shows the controller-manager is doing its job.
+        context = self._admin_tls()
         self._wait_for("the default namespace", context, "/api/v1/namespaces/default")
         self._wait_for("the default ServiceAccount", context, "/api/v1/namespaces/default/serviceaccounts/default")
 
-    def _spawn(self, binary: Path, args: list[str]) -> None:
+    def _admin_tls(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self._pki.ca_cert))
+        context.load_cert_chain(str(self._pki.admin_cert), str(self._pki.admin_key))
+        return context
+
+    @contextmanager
+    def apiserver_down(self) -> Iterator[None]:
+        """kube-apiserver killed (SIGKILL: connections are refused or reset) for the body of the ``with``.
+
+        On exit it starts again on the same port with the same etcd data, as after a crash or an upgrade, and the
+        block returns once it is ready (and the controller-manager, should it have given up meanwhile, runs again).
+        """
+        process = self._processes["kube-apiserver"]
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
+        try:
+            yield
+        finally:
+            self._spawn(*self._apiserver, append=True)
+            self._wait_for("kube-apiserver /readyz after its restart", self._admin_tls(), "/readyz")
+            if self._processes["kube-controller-manager"].poll() is not None:
+                self._spawn(*self._controller_manager, append=True)
+
+    @contextmanager
+    def apiserver_frozen(self) -> Iterator[None]:
+        """kube-apiserver stopped (SIGSTOP) for the body of the ``with``: connections stay open, nothing answers.
+
+        That is a hung apiserver (or a network black hole), which only clients with timeouts survive. On exit it
+        continues (SIGCONT) and the block returns once it answers ``/readyz`` again.
+        """
+        process = self._processes["kube-apiserver"]
+        _signal_group(process, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            _signal_group(process, signal.SIGCONT)
+            self._wait_for("kube-apiserver /readyz after SIGCONT", self._admin_tls(), "/readyz")
+
+    def _spawn(self, binary: Path, args: list[str], *, append: bool = False) -> None:
         name = binary.name
         self.log_file(name).parent.mkdir(exist_ok=True)
-        with self.log_file(name).open("wb") as out:
+        with self.log_file(name).open("ab" if append else "wb") as out:
             self._processes[name] = subprocess.Popen(
                 [str(binary), *args],
                 stdin=subprocess.DEVNULL,

@@ -131,7 +131,7 @@ def test_schema_is_structural(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", MODELS)
 def test_every_field_is_documented(kind: str) -> None:
-    # `kubectl explain` shows these; DESIGN.md asks for every field to be documented.
+    # `kubectl explain` shows these; every field must be documented.
     undocumented = [
         path
         for path, node in walk(root_schema(kind))

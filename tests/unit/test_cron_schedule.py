@@ -133,3 +133,13 @@ class TestCatchUpPlan:
     def test_nothing_missed(self) -> None:
         plan = plan_catch_up(self.schedule, since=self.now, now=self.now, deadline_seconds=None, policy="All", limit=10)
         assert plan.create == [] and plan.missed == 0
+
+    def test_the_newest_missed_fire_is_named_so_a_later_catch_up_starts_after_it(self) -> None:
+        def latest(**kwargs: object) -> datetime | None:
+            arguments: dict[str, object] = {"deadline_seconds": None, "limit": 10, **kwargs}
+            return plan_catch_up(self.schedule, since=self.since, now=self.now, **arguments).latest_missed  # type: ignore[arg-type]
+
+        assert latest(policy="Latest") == utc(2026, 1, 1, 0, 50)  # 01:00 is created
+        assert latest(policy="None") == utc(2026, 1, 1, 1, 0)
+        assert latest(policy="All", deadline_seconds=1000) == utc(2026, 1, 1, 0, 40)  # past the deadline
+        assert latest(policy="All") is None  # nothing missed

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stargraph.clock import ManualClock
-from stargraph.scheduler import InMemoryRunSink, Scheduler, SubmitResult
+from stargraph.scheduler import InMemoryRunSink, PermanentSinkError, Scheduler, SubmitResult
+from stargraph.scheduler.scheduler import RetryPolicy
 from stargraph.triggers import cron_idempotency_key
 from stargraph.triggers.cron import CronTriggerPlugin
 from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError
@@ -130,8 +131,9 @@ class Recording:
     def skipped(self, spec: CronSpec, fire: datetime) -> None:
         self.log.append(("skipped", fire))
 
-    def missed(self, spec: CronSpec, count: int) -> None:
+    def missed(self, spec: CronSpec, *, count: int, latest: datetime) -> None:
         self.log.append(("missed", count))
+        self.latest_missed = latest
 
     def failed(self, spec: CronSpec, fire: datetime, error: Exception) -> None:
         self.log.append(("failed", fire))
@@ -147,6 +149,7 @@ async def test_restart_catches_up_per_policy_then_continues(h: Harness) -> None:
     # 10..30 s are past the 30 s deadline (missed); 40..60 are caught up; 70 fires on schedule.
     assert h.fires() == [START + timedelta(seconds=s) for s in (40, 50, 60, 70)]
     assert rec.log[0] == ("missed", 3)
+    assert rec.latest_missed == START + timedelta(seconds=30)
     assert h.scheduler.metrics.missed._value.get() == 3
 
 
@@ -203,3 +206,112 @@ async def test_a_burst_of_fires_only_creates_runs_the_schedule_is_read_ahead(mon
     assert cron.next_fire("cron:default/t0") == START + timedelta(seconds=20)
     await cron.stop()
     await scheduler.stop()
+
+
+class FlakySink(InMemoryRunSink):
+    """Refuses every create while `down` (as a client does while the apiserver is unreachable)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.refused: list[datetime] = []
+
+    async def create(self, event: TriggerEvent) -> SubmitResult:
+        if self.down:
+            self.refused.append(event.scheduled_fire)
+            raise ConnectionRefusedError("apiserver down")
+        return await super().create(event)
+
+
+@pytest.fixture
+async def flaky() -> AsyncIterator[Harness]:
+    harness = Harness()
+    harness.sink = FlakySink()
+    # One attempt per submission: the scheduler's own quick retries sleep in real time.
+    harness.scheduler = Scheduler(harness.sink, clock=harness.clock, retry=RetryPolicy(attempts=1))
+    await harness.scheduler.start()
+    yield harness
+    await harness.cron.stop()
+    await harness.scheduler.stop()
+
+
+async def outage(h: Harness, *, start: int, end: int, until: int) -> None:
+    """The sink refuses creates from `start` to `end` (seconds after START); time runs on to `until`."""
+    assert isinstance(h.sink, FlakySink)
+    await h.clock.advance_to(START + timedelta(seconds=start))
+    h.sink.down = True
+    await h.clock.advance_to(START + timedelta(seconds=end))
+    h.sink.down = False
+    await h.clock.advance_to(START + timedelta(seconds=until))
+
+
+async def test_fires_during_an_outage_stay_pending_and_are_created_in_order_after_it(flaky: Harness) -> None:
+    rec = Recording()
+    flaky.cron.init({"scheduler": flaky.scheduler, "cron_observer": rec})
+    await flaky.cron.start()
+    flaky.cron.apply(spec(schedule="*/2 * * * * *", starting_deadline_seconds=120, catch_up="All", catch_up_limit=100))
+    await outage(flaky, start=1, end=21, until=31)
+    every_slot = [START + timedelta(seconds=s) for s in range(2, 31, 2)]
+    assert flaky.fires() == every_slot
+    assert isinstance(flaky.sink, FlakySink) and flaky.sink.refused  # the outage did refuse creates
+    # Reported in fire order: lastScheduleTime never passes a fire whose Run does not exist yet.
+    assert [fire for what, fire in rec.log if what == "fired"] == every_slot
+    assert flaky.scheduler.metrics.missed._value.get() == 0
+
+
+async def test_pending_fires_past_the_deadline_are_counted_missed_the_rest_created(flaky: Harness) -> None:
+    rec = Recording()
+    flaky.cron.init({"scheduler": flaky.scheduler, "cron_observer": rec})
+    await flaky.cron.start()
+    flaky.cron.apply(spec(schedule="*/2 * * * * *", starting_deadline_seconds=7, catch_up="All", catch_up_limit=100))
+    await outage(flaky, start=1, end=21, until=31)
+    # Down from 1 s to 21 s: a fire is retried until 7 s after its instant, and at the latest when the next fire
+    # comes. 2..14 passed their deadline while the sink refused; 16, 18, 20 were still inside it at 22.
+    assert flaky.fires() == [START + timedelta(seconds=s) for s in (16, 18, 20, *range(22, 31, 2))]
+    assert sum(count for what, count in rec.log if what == "missed") == 7
+    assert flaky.scheduler.metrics.missed._value.get() == 7
+
+
+async def test_without_a_deadline_a_pending_fire_is_retried_until_created(flaky: Harness) -> None:
+    flaky.cron.init({"scheduler": flaky.scheduler})
+    await flaky.cron.start()
+    flaky.cron.apply(spec(schedule="0 * * * *", catch_up="All"))
+    await outage(flaky, start=3599, end=3 * 3600 + 1800, until=3 * 3600 + 1900)
+    # The 01:00 fire waited through hours of refusals (while 02:00 and 03:00 joined it) and then got its Run.
+    assert flaky.fires() == [START + timedelta(hours=h) for h in (1, 2, 3)]
+    assert isinstance(flaky.sink, FlakySink) and len(flaky.sink.refused) > 100
+
+
+async def test_with_catch_up_latest_a_newer_fire_crowds_out_the_pending_one(flaky: Harness) -> None:
+    rec = Recording()
+    flaky.cron.init({"scheduler": flaky.scheduler, "cron_observer": rec})
+    await flaky.cron.start()
+    flaky.cron.apply(spec(schedule="*/2 * * * * *", catch_up="Latest"))
+    await outage(flaky, start=1, end=9, until=11)
+    # 2, 4, 6, 8 were each crowded out by the next fire before a retry got through (the backoff had grown to
+    # seconds by then); 10 was the newest fire once the sink was back.
+    assert flaky.fires() == [START + timedelta(seconds=10)]
+    assert [entry for entry in rec.log if entry[0] == "missed"] == [("missed", 1)] * 4
+    assert rec.latest_missed == START + timedelta(seconds=8)
+
+
+async def test_a_fire_the_sink_refuses_for_good_is_reported_failed_and_not_retried(h: Harness) -> None:
+    class Refusing(InMemoryRunSink):
+        attempts = 0
+
+        async def create(self, event: TriggerEvent) -> SubmitResult:
+            self.attempts += 1
+            if self.attempts == 1:
+                raise PermanentSinkError("name taken by another object", reason="run_name_conflict")
+            return await super().create(event)
+
+    rec = Recording()
+    h.sink = sink = Refusing()
+    h.scheduler = Scheduler(sink, clock=h.clock)
+    await h.scheduler.start()
+    h.cron.init({"scheduler": h.scheduler, "cron_observer": rec})
+    await h.cron.start()
+    h.cron.apply(spec())
+    await h.clock.advance_to(START + timedelta(seconds=25))
+    assert rec.log == [("failed", START + timedelta(seconds=10)), ("fired", START + timedelta(seconds=20))]
+    assert sink.attempts == 2

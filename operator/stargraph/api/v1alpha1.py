@@ -145,7 +145,13 @@ class CronTriggerStatus(ApiModel):
     next_schedule_time: datetime | None = Field(default=None, description="The next fire; unset while suspended.")
     last_run_name: str | None = Field(default=None, description="The Run of the latest fire.")
     active: list[ObjectReference] = Field(default_factory=list, description="Runs of this trigger not finished.")
-    missed_schedules: int = Field(default=0, description="Fires not created because they passed the deadline.")
+    missed_schedules: int = Field(
+        default=0,
+        description="Fires that will never get a Run: past startingDeadlineSeconds, or beyond what catchUp creates.",
+    )
+    last_missed_schedule_time: datetime | None = Field(
+        default=None, description="The newest fire counted in missedSchedules; catch-up starts after it."
+    )
 
 
 class SecretRef(ApiModel):

@@ -52,6 +52,7 @@ class _Trigger:
     ref: ObjectRef
     last_schedule_time: datetime | None
     missed: int
+    last_missed: datetime | None
     active: list[str] = field(default_factory=list)
 
 
@@ -138,7 +139,13 @@ class CronController:
             self._stall(body, reason="InvalidSpec", message=f"spec: {describe_validation_error(exc)}")
             return
         trigger = TriggerObject(kind=KIND, name=key[1], namespace=key[0], uid=uid, run_template=spec.run_template)
-        last = parse_time(status.get("lastScheduleTime"))
+        if known is not None and not first:
+            # What this process recorded may not be written back yet: the object's status can lag behind it.
+            last, last_missed, missed = known.last_schedule_time, known.last_missed, known.missed
+        else:
+            last = parse_time(status.get("lastScheduleTime"))
+            last_missed = parse_time(status.get("lastMissedScheduleTime"))
+            missed = int(status.get("missedSchedules") or 0)
         cron_spec = CronSpec(
             name=key[1],
             namespace=key[0],
@@ -149,7 +156,7 @@ class CronController:
             catch_up=spec.catch_up.value,
             catch_up_limit=spec.catch_up_limit,
             concurrency_policy=spec.concurrency_policy.value,
-            resume_from=last or parse_time(metadata.get("creationTimestamp")),
+            resume_from=self._resume_from(key, last, last_missed) or parse_time(metadata.get("creationTimestamp")),
             payload=trigger_payload(trigger),
         )
         self._triggers[key] = _Trigger(
@@ -158,7 +165,8 @@ class CronController:
             spec=spec,
             ref=ref,
             last_schedule_time=last,
-            missed=int(status.get("missedSchedules") or 0),
+            missed=missed,
+            last_missed=last_missed,
             active=[item.get("name", "") for item in status.get("active") or ()],
         )
         try:
@@ -182,6 +190,19 @@ class CronController:
             self._status.update(plural=PLURAL, namespace=key[0], name=key[1], status=wanted)
         self._dirty.add(key)
         self._wake.set()
+
+    def _resume_from(self, key: tuple[str, str], *accounted: datetime | None) -> datetime | None:
+        """The newest fire already accounted for: created (in status, or only as a Run), or counted missed.
+
+        A Run can exist although the status write naming it was lost (the process was killed in between): its fire
+        is accounted for all the same, so catch-up neither creates it again nor counts it missed.
+        """
+        fires = [
+            parse_time(run.scheduled_fire)
+            for run in self._index.runs_of((key[0], "crontrigger", key[1]))
+            if run.ref.trigger_id.startswith("cron:")
+        ]
+        return max((when for when in (*accounted, *fires) if when is not None), default=None)
 
     def _stall(self, body: Mapping[str, Any], *, reason: str, message: str) -> None:
         metadata = body["metadata"]
@@ -261,13 +282,19 @@ class CronController:
             f"{', '.join(trigger.active) or 'of this trigger'} still active",
         )
 
-    def missed(self, spec: CronSpec, count: int) -> None:
+    def missed(self, spec: CronSpec, *, count: int, latest: datetime) -> None:
         trigger = self._triggers.get((spec.namespace, spec.name))
         if trigger is None:
             return
         trigger.missed += count
+        if trigger.last_missed is None or latest > trigger.last_missed:
+            trigger.last_missed = latest
+        # One patch carries both: a count persisted without its marker would be counted again after a restart.
         self._status.update(
-            plural=PLURAL, namespace=spec.namespace, name=spec.name, status={"missedSchedules": trigger.missed}
+            plural=PLURAL,
+            namespace=spec.namespace,
+            name=spec.name,
+            status={"missedSchedules": trigger.missed, "lastMissedScheduleTime": _fmt(trigger.last_missed)},
         )
         deadline = spec.starting_deadline_seconds
         why = f"startingDeadlineSeconds={deadline}" if deadline is not None else f"catchUp={spec.catch_up}"

@@ -1,7 +1,9 @@
 """Kubernetes Events, posted in the background: best effort, bounded, never in the way of a Run.
 
 An Event per fire doubles the API writes of a busy operator, so they go through a queue drained by a few workers,
-and when the queue is full new Events are dropped (and counted) instead of slowing anything down.
+and when the queue is full new Events are dropped (and counted) instead of slowing anything down. An Event the
+apiserver could not take (down, overloaded) is posted again with backoff for up to `RETRY_SECONDS`: the Events of
+an outage (MissedSchedule above all) are what an operator's user looks for after it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from stargraph.controller.status_writer import yield_to_runs
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.events import ObjectRef, record_event
 
-__all__ = ["EventRecorder"]
+__all__ = ["RETRY_SECONDS", "EventRecorder"]
 
 log = structlog.get_logger("stargraph.controller")
 
 _Item = tuple[ObjectRef, Literal["Normal", "Warning"], str, str]
+
+RETRY_SECONDS = 300.0
+_FIRST_DELAY, _MAX_DELAY = 0.5, 10.0
 
 
 class EventRecorder:
@@ -71,6 +76,16 @@ class EventRecorder:
             if self._runs_created is not None:
                 await yield_to_runs(self._runs_created)
             try:
-                await record_event(self._api, involved=involved, type=type_, reason=reason, message=message)
+                await self._post(involved, type_, reason, message)
             finally:
                 self._queue.task_done()
+
+    async def _post(self, involved: ObjectRef, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+        loop = asyncio.get_running_loop()
+        give_up, delay = loop.time() + RETRY_SECONDS, _FIRST_DELAY
+        while not await record_event(self._api, involved=involved, type=type_, reason=reason, message=message):
+            if loop.time() + delay > give_up:
+                log.warning("event not recorded: the apiserver could not take it", reason=reason, name=involved.name)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_DELAY)

@@ -2,8 +2,10 @@
 
 A busy trigger (a seconds-level schedule, a burst of webhooks) changes its status far more often than anyone can
 read it; patches are merged per object and written by a small pool of workers, newest values winning. A write to
-an object that is gone is dropped; other failures are retried a few times, then logged: status is a report, and a
-lost report must not stop the Runs.
+an object that is gone is dropped. A write the apiserver could not take (down, overloaded) is retried with backoff
+for up to `RETRY_SECONDS`, so an outage does not lose what happened during it (missed fires above all); a write it
+refused for another reason is retried a few times, then logged: status is a report, and a lost report must not stop
+the Runs.
 """
 
 from __future__ import annotations
@@ -17,15 +19,24 @@ import structlog
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.k8s.client import KubeClient
-from stargraph.k8s.errors import KubeError, NotFound
+from stargraph.k8s.errors import ApiError, ApiUnavailable, KubeError, NotFound
 from stargraph.k8s.paths import path
 
-__all__ = ["StatusWriter", "merge", "yield_to_runs"]
+__all__ = ["RETRY_SECONDS", "StatusWriter", "merge", "yield_to_runs"]
 
 log = structlog.get_logger("stargraph.controller")
 
 ObjectKey = tuple[str, str, str, str, str]
 """(group, version, plural, namespace, name)"""
+
+RETRY_SECONDS = 300.0
+_MAX_DELAY = 5.0
+
+
+def _unavailable(error: KubeError) -> bool:
+    return isinstance(error, ApiUnavailable) or (
+        isinstance(error, ApiError) and (error.status == 429 or error.status >= 500)
+    )
 
 
 async def yield_to_runs(runs_created: Callable[[], Awaitable[None]], *, patience: float = 10.0) -> None:
@@ -119,14 +130,19 @@ class StatusWriter:
     async def _write(self, key: ObjectKey, status: dict[str, Any]) -> None:
         group, version, plural, namespace, name = key
         target = path(group=group, version=version, plural=plural, namespace=namespace, name=name, subresource="status")
-        for attempt in range(1, self._attempts + 1):
+        loop = asyncio.get_running_loop()
+        give_up, attempt = loop.time() + RETRY_SECONDS, 0
+        while True:
+            attempt += 1
             try:
                 await self._api.patch(target, {"status": status})
                 return
             except NotFound:
                 return
             except KubeError as exc:
-                if attempt == self._attempts:
+                delay = min(0.2 * attempt, _MAX_DELAY)
+                retry = loop.time() + delay < give_up if _unavailable(exc) else attempt < self._attempts
+                if not retry:
                     log.error("status not written", object=f"{plural}/{namespace}/{name}", error=repr(exc))
                     return
-                await asyncio.sleep(0.2 * attempt)
+                await asyncio.sleep(delay)

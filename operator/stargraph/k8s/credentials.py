@@ -4,7 +4,7 @@
 (``$KUBERNETES_SERVICE_HOST`` and the mounted token and CA files), then ``$KUBECONFIG`` or ``~/.kube/config``. The
 ``kubernetes`` package parses
 kubeconfigs (contexts, embedded certificates, exec and auth-provider plugins) into a ``Configuration`` of our own:
-never its global default, which kopf overwrites (DESIGN.md §6). It is used for nothing else; ``KubeClient`` makes
+never its global default, which kopf overwrites when it logs in. It is used for nothing else; ``KubeClient`` makes
 the requests. Parsing reads files and may run a credential plugin, so call ``load_credentials`` at start-up or in a
 thread, not on a busy event loop.
 """

@@ -2,7 +2,8 @@
 
 Each call creates one Event; nothing is aggregated into series as client-go's recorder does, so record
 transitions (a fire, a failure), not every reconcile. Recording is best effort: failures are logged on the
-``stargraph.k8s`` logger and swallowed, because an Event must never break the reconciliation it describes.
+``stargraph.k8s`` logger and swallowed, because an Event must never break the reconciliation it describes. Only
+whether the apiserver could take the Event at all is returned, so a caller may post it again after an outage.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Literal
 import structlog
 
 from stargraph.k8s.client import KubeClient
+from stargraph.k8s.errors import ApiError, ApiUnavailable
 from stargraph.k8s.paths import path
 
 __all__ = ["REPORTING_CONTROLLER", "ObjectRef", "record_event"]
@@ -58,10 +60,11 @@ async def record_event(
     action: str | None = None,
     reporting_controller: str = REPORTING_CONTROLLER,
     reporting_instance: str | None = None,
-) -> None:
+) -> bool:
     """Create an Event about ``involved``; ``action`` (what was done) defaults to ``reason``.
 
-    ``reporting_instance`` defaults to the host name, which in a Pod is the Pod's name.
+    ``reporting_instance`` defaults to the host name, which in a Pod is the Pod's name. Returns False when the
+    apiserver could not be reached or was overloaded (the same Event may succeed later), True otherwise.
     """
     # Cluster-scoped objects have their Events in "default", as kubectl and client-go expect.
     namespace = involved.namespace or "default"
@@ -89,13 +92,24 @@ async def record_event(
     }
     try:
         await api.create(path(group="events.k8s.io", version="v1", plural="events", namespace=namespace), event)
+    except ApiUnavailable:
+        return False
+    except ApiError as exc:
+        if exc.status == 429 or exc.status >= 500:
+            return False
+        _log_failure(involved, reason)
     except Exception:
         # Any failure, bugs included: the Event is a courtesy, the reconciliation that records it is the point.
-        log.warning(
-            "could not record event",
-            kind=involved.kind,
-            namespace=involved.namespace,
-            name=involved.name,
-            reason=reason,
-            exc_info=True,
-        )
+        _log_failure(involved, reason)
+    return True
+
+
+def _log_failure(involved: ObjectRef, reason: str) -> None:
+    log.warning(
+        "could not record event",
+        kind=involved.kind,
+        namespace=involved.namespace,
+        name=involved.name,
+        reason=reason,
+        exc_info=True,
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stargraph.k8s.informer import Change
-from stargraph.runs import LABEL_TRIGGER_KIND, run_ref
+from stargraph.runs import ANNOTATION_SCHEDULED_FIRE, LABEL_TRIGGER_KIND, run_ref
 from stargraph.scheduler.sinks import RunRef
 
 __all__ = ["FINISHED_PHASES", "RunIndex", "RunInfo", "TriggerKey"]
@@ -33,6 +33,8 @@ class RunInfo:
     """creationTimestamp (RFC 3339, sorts chronologically)."""
     finished: str
     """completionTime if set, else creationTimestamp: the order in which history limits prune."""
+    scheduled_fire: str = ""
+    """The `scheduled-fire` annotation: the nominal instant of the fire this Run is for."""
 
     @property
     def active(self) -> bool:
@@ -93,6 +95,7 @@ class RunIndex:
                 phase=status.get("phase") or "Pending",
                 created=created,
                 finished=status.get("completionTime") or created,
+                scheduled_fire=(metadata.get("annotations") or {}).get(ANNOTATION_SCHEDULED_FIRE, ""),
             )
             self._by_name[name_key] = info
             self._by_key[ref.idempotency_key] = ref

@@ -7,6 +7,14 @@ change: a slot that fell between the old and the new schedule is not fired. Appl
 since `resume_from`, as `plan_catch_up` decides. A fire found later than `starting_deadline_seconds` is skipped and
 reported as missed.
 
+No fire is dropped silently. A fire whose Run cannot be created (the apiserver is down, slow or refusing) stays
+pending in its task and is retried with backoff, in order, until it is created, passes its deadline (then it is
+reported missed) or is crowded out: while fires are pending, a fire that comes due joins them and the queue is
+trimmed the way catch-up after a restart is (`All` keeps the newest `catch_up_limit`, `Latest` and `None` the newest
+one; every fire trimmed is reported missed). A fire the sink refuses for good (`PermanentSinkError`) is reported
+failed and not retried. Pending fires live only in memory: after a restart or a leader change, catch-up from the
+newest accounted fire finds them again.
+
 Two optional collaborators come through `deps`: a `CronGate` asked before each fire of a spec whose concurrency
 policy is not Allow, and a `CronObserver` told about every outcome (the operator turns those into status and
 Kubernetes Events). Both default to no-ops, so the plugin runs on its own.
@@ -16,8 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -25,13 +34,13 @@ import structlog
 from stargraph.clock import Clock, SystemClock
 from stargraph.http import Route
 from stargraph.metrics import Metrics
-from stargraph.scheduler import Scheduler, SubmitResult
+from stargraph.scheduler import PermanentSinkError, Scheduler, SubmitResult
 from stargraph.triggers.cron_schedule import CronSchedule, plan_catch_up
 from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.keys import cron_idempotency_key
 from stargraph.triggers.specs import CronSpec
 
-__all__ = ["CronGate", "CronObserver", "CronTriggerPlugin", "cron_event"]
+__all__ = ["Backoff", "CronGate", "CronObserver", "CronTriggerPlugin", "cron_event"]
 
 log = structlog.get_logger("stargraph.triggers.cron")
 
@@ -45,7 +54,10 @@ class CronGate(Protocol):
 class CronObserver(Protocol):
     def fired(self, spec: CronSpec, fire: datetime, result: SubmitResult) -> None: ...
     def skipped(self, spec: CronSpec, fire: datetime) -> None: ...
-    def missed(self, spec: CronSpec, count: int) -> None: ...
+    def missed(self, spec: CronSpec, *, count: int, latest: datetime) -> None:
+        """`count` fires will never get their Run; `latest` is the newest of them (catch-up resumes after it)."""
+        ...
+
     def failed(self, spec: CronSpec, fire: datetime, error: Exception) -> None: ...
 
 
@@ -57,8 +69,32 @@ class _AdmitAll:
 class _Silent:
     def fired(self, spec: CronSpec, fire: datetime, result: SubmitResult) -> None: ...
     def skipped(self, spec: CronSpec, fire: datetime) -> None: ...
-    def missed(self, spec: CronSpec, count: int) -> None: ...
+    def missed(self, spec: CronSpec, *, count: int, latest: datetime) -> None: ...
     def failed(self, spec: CronSpec, fire: datetime, error: Exception) -> None: ...
+
+
+class Backoff:
+    """Delays between submissions of a pending fire: doubling from `first` up to `cap`, until `reset()`.
+
+    Each submission is itself a few quick attempts by the scheduler. The cap is low because it is how long a
+    recovered apiserver may wait for the pending fire's Run.
+    """
+
+    def __init__(self, *, first: float = 0.5, cap: float = 5.0) -> None:
+        self._first = first
+        self._cap = cap
+        self._delay: float | None = None
+
+    @property
+    def retrying(self) -> bool:
+        return self._delay is not None
+
+    def next(self) -> float:
+        self._delay = self._first if self._delay is None else min(self._delay * 2, self._cap)
+        return self._delay
+
+    def reset(self) -> None:
+        self._delay = None
 
 
 def cron_event(spec: CronSpec, fire: datetime) -> TriggerEvent:
@@ -130,8 +166,8 @@ class CronTriggerPlugin:
                 policy=spec.catch_up,
                 limit=spec.catch_up_limit,
             )
-            if plan.missed:
-                self._report_missed(spec, plan.missed)
+            if plan.missed and plan.latest_missed is not None:
+                self._report_missed(spec, count=plan.missed, latest=plan.latest_missed)
             if plan.create:
                 self._backlog[trigger_id] = plan.create
         if self._started:
@@ -169,31 +205,61 @@ class CronTriggerPlugin:
             self._run(spec, schedule, self._clock.now(), backlog), name=f"cron {trigger_id}"
         )
 
-    def _report_missed(self, spec: CronSpec, count: int) -> None:
+    def _report_missed(self, spec: CronSpec, *, count: int, latest: datetime) -> None:
         self._metrics.missed.inc(count)
-        log.warning("cron fires missed their starting deadline", trigger_id=spec.trigger_id, count=count)
-        self._observer.missed(spec, count)
+        log.warning(
+            "cron fires will not get their Runs", trigger_id=spec.trigger_id, count=count, latest=latest.isoformat()
+        )
+        self._observer.missed(spec, count=count, latest=latest)
 
     async def _run(self, spec: CronSpec, schedule: CronSchedule, start: datetime, backlog: list[datetime]) -> None:
-        for fire in backlog:
-            if (result := await self._fire(spec, fire)) is not None:
-                self._observer.fired(spec, fire, result)
+        pending, backoff = deque(backlog), Backoff()
         # The next fire is computed afresh each time rather than kept in a live cronsim iterator: a sleeping task
         # then holds a few hundred bytes instead of kilobytes, which matters at tens of thousands of triggers.
         fire = self._next[spec.trigger_id] = schedule.next_after(start)
         while True:
-            following = await self._following(schedule, fire)
+            await self._drain(spec, pending, backoff=backoff, until=fire)
+            # With fires still pending the scheduler is not idle: there is nothing to wait for before reading ahead.
+            following = schedule.next_after(fire) if pending else await self._following(schedule, fire)
             await self._clock.sleep_until(fire)
+            pending.append(fire)
+            self._trim(spec, pending)
+            self._next[spec.trigger_id] = following  # before the fire is reported: the report says what comes next
+            fire = following
+
+    async def _drain(self, spec: CronSpec, pending: deque[datetime], *, backoff: Backoff, until: datetime) -> None:
+        """Create the pending fires' Runs, oldest first; return when none is left, or when `until` comes first."""
+        while pending:
+            fire = pending[0]
             late = (self._clock.now() - fire).total_seconds()
             if spec.starting_deadline_seconds is not None and late > spec.starting_deadline_seconds:
-                self._report_missed(spec, 1)
-                result = None
-            else:
+                pending.popleft()
+                self._report_missed(spec, count=1, latest=fire)
+                continue
+            try:
                 result = await self._fire(spec, fire)
-            self._next[spec.trigger_id] = following
+            except Exception as exc:
+                if not backoff.retrying:
+                    log.warning(
+                        "cron fire pending: its Run could not be created; retrying",
+                        trigger_id=spec.trigger_id,
+                        fire=fire.isoformat(),
+                        error=repr(exc),
+                    )
+                await self._clock.sleep_until(min(self._clock.now() + timedelta(seconds=backoff.next()), until))
+                if self._clock.now() >= until:
+                    return
+                continue
+            pending.popleft()
+            backoff.reset()
             if result is not None:
-                self._observer.fired(spec, fire, result)  # after `_next` moved on: it reports the next fire too
-            fire = following
+                self._observer.fired(spec, fire, result)
+
+    def _trim(self, spec: CronSpec, pending: deque[datetime]) -> None:
+        keep = spec.catch_up_limit if spec.catch_up == "All" else 1
+        if len(pending) > keep:
+            dropped = [pending.popleft() for _ in range(len(pending) - keep)]
+            self._report_missed(spec, count=len(dropped), latest=dropped[-1])
 
     async def _following(self, schedule: CronSchedule, fire: datetime) -> datetime:
         """The fire after `fire`, worked out ahead while no Run is being created.
@@ -212,17 +278,22 @@ class CronTriggerPlugin:
         return schedule.next_after(fire)
 
     async def _fire(self, spec: CronSpec, fire: datetime) -> SubmitResult | None:
-        """The fire's Run, or None when it was skipped (concurrency policy) or failed (both told to the observer)."""
+        """The fire's Run, or None when it was skipped (concurrency policy) or refused for good (both reported).
+
+        Any other error propagates: the fire stays pending and is retried.
+        """
         assert self._scheduler is not None, "init() must run before start()"
         try:
             if spec.concurrency_policy != "Allow" and not await self._gate.admit(spec, fire):
                 self._observer.skipped(spec, fire)
                 return None
             return await self._scheduler.submit(cron_event(spec, fire))
-        except Exception as exc:
-            # Retries are the scheduler's job; the task must outlive any one fire's failure.
+        except PermanentSinkError as exc:
             log.error(
-                "cron fire not turned into a Run", trigger_id=spec.trigger_id, fire=fire.isoformat(), error=repr(exc)
+                "cron fire refused; it will not get a Run",
+                trigger_id=spec.trigger_id,
+                fire=fire.isoformat(),
+                error=repr(exc),
             )
             self._observer.failed(spec, fire, exc)
             return None

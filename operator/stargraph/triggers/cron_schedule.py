@@ -92,6 +92,8 @@ class CatchUpPlan:
     """Missed fires to create now, oldest first."""
     missed: int
     """Missed fires that will not be created (past the deadline, or beyond the policy's allowance)."""
+    latest_missed: datetime | None = None
+    """The newest of the missed fires: with it accounted for, a later catch-up starts after it."""
 
 
 _CATCH_UP_SCAN_LIMIT = 100_000  # a `* * * * * *` schedule missed for a day; beyond that only the count is capped
@@ -112,10 +114,15 @@ def plan_catch_up(
     `All` the newest `limit` of them, `None` none; the rest are counted as missed.
     """
     window_start = since if deadline_seconds is None else max(since, now - timedelta(seconds=deadline_seconds))
-    too_late = 0
+    too_late: list[datetime] = []
     if window_start > since:
-        too_late = len(fire_times(schedule, start=since, end=window_start, limit=_CATCH_UP_SCAN_LIMIT))
+        too_late = fire_times(schedule, start=since, end=window_start, limit=_CATCH_UP_SCAN_LIMIT)
     eligible = fire_times(schedule, start=window_start, end=now, limit=_CATCH_UP_SCAN_LIMIT)
     keep = {"Latest": 1, "All": limit, "None": 0}[policy]
-    create = eligible[max(0, len(eligible) - keep) :] if keep else []
-    return CatchUpPlan(create=create, missed=too_late + len(eligible) - len(create))
+    cut = max(0, len(eligible) - keep)
+    dropped = eligible[:cut]
+    latest_missed = dropped[-1] if dropped else None
+    if latest_missed is None and too_late:
+        # A capped scan stopped short of window_start, yet every fire up to window_start has been accounted for.
+        latest_missed = window_start if len(too_late) == _CATCH_UP_SCAN_LIMIT else too_late[-1]
+    return CatchUpPlan(create=eligible[cut:], missed=len(too_late) + len(dropped), latest_missed=latest_missed)
