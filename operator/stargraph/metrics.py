@@ -40,6 +40,12 @@ class Metrics:
             "Verified webhook deliveries that created no Run: their event type is not in the trigger's filter.",
             registry=self.registry,
         )
+        self.secret_reads = Counter(
+            "stargraph_secret_reads",
+            "Secrets whose data reached the operator: a GET of a Secret a WebhookTrigger names, when it is new or "
+            "changed. The Secret watch carries metadata only.",
+            registry=self.registry,
+        )
         self.leader = Gauge(
             "stargraph_leader",
             "1 while this replica leads (fires cron schedules), 0 otherwise; 1 without leader election.",

@@ -398,7 +398,7 @@ def test_the_chart_identity_has_exactly_the_operators_permissions(
             ("delete", "webhooktriggers.stargraph.io", "-n", team_a),
             ("update", "crontriggers.stargraph.io", "--subresource=status", "-n", team_a),
             *[(verb, "runs.stargraph.io", "-n", team_a) for verb in ("update", "patch", "deletecollection")],
-            *[(verb, "secrets", "-n", team_a) for verb in ("create", "update", "patch", "delete")],
+            *[(verb, "secrets", "-n", team_a) for verb in ("create", "update", "patch", "delete", "deletecollection")],
             ("create", "pods", "-n", team_a),
             ("get", "pods", "-n", release_ns),
             ("get", "configmaps", "-n", team_a),
@@ -416,9 +416,10 @@ def test_the_chart_identity_has_exactly_the_operators_permissions(
         assert [a for a in allowed if not can_i(sa, *a)] == [], "refused but needed"
         assert [r for r in refused if can_i(sa, *r)] == [], "granted but not needed"
 
-        # Namespaces mode: the same identity, now confined to team-a.
+        # Namespaces mode: the same identity, now confined to team-a (Secrets: get, and the metadata-only list+watch).
         chart.upgrade({"watch": {"mode": "namespaces", "namespaces": [team_a]}})
-        assert can_i(sa, "get", "secrets", "-n", team_a)
+        assert all(can_i(sa, verb, "secrets", "-n", team_a) for verb in ("get", "list", "watch"))
+        assert not any(can_i(sa, verb, "secrets", "-n", team_a) for verb in ("create", "update", "patch", "delete"))
         assert can_i(sa, "create", "runs.stargraph.io", "-n", team_a)
         assert can_i(sa, "create", "tokenreviews.authentication.k8s.io")
         for refused_ns in [
@@ -431,6 +432,16 @@ def test_the_chart_identity_has_exactly_the_operators_permissions(
             ("create", "leases.coordination.k8s.io", "-n", release_ns),  # leader election is off again
         ]:
             assert not can_i(sa, *refused_ns), refused_ns
+
+        # Release mode: confined to the release namespace.
+        chart.upgrade({"watch": {"mode": "release"}})
+        assert all(can_i(sa, verb, "secrets", "-n", release_ns) for verb in ("get", "list", "watch"))
+        for refused_release in [
+            *[(verb, "secrets", "-n", team_a) for verb in ("get", "list", "watch")],
+            ("list", "secrets", "-A"),
+            ("delete", "secrets", "-n", release_ns),
+        ]:
+            assert not can_i(sa, *refused_release), refused_release
 
 
 # -------------------------------------------------------------------------------- install / upgrade / uninstall

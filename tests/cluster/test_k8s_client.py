@@ -6,6 +6,7 @@ Set-up that is not under test (namespaces, RBAC objects, a CRD) uses the sync ``
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import structlog
 import yaml
@@ -322,6 +324,49 @@ async def test_watch_sees_added_modified_deleted_and_bookmarks(api: KubeClient, 
     bookmarks = [e for e in events if e.type == "BOOKMARK"]
     assert bookmarks, "no bookmark before the watch timed out"
     assert int(bookmarks[-1].object["metadata"]["resourceVersion"]) >= int(since)
+
+
+async def test_metadata_only_list_and_watch_of_secrets_carry_no_data(api: KubeClient, namespace: str) -> None:
+    secrets = path(group="", version="v1", plural="secrets", namespace=namespace)
+
+    def large_secret(**metadata: Any) -> dict[str, Any]:
+        data = {"release": base64.b64encode(os.urandom(500 * 1024)).decode()}
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "big", **metadata}, "data": data}
+
+    await api.create(secrets, large_secret())
+    listed = await api.list(secrets, metadata_only=True)
+    assert listed["kind"] == "PartialObjectMetadataList"
+    [item] = [i for i in listed["items"] if i["metadata"]["name"] == "big"]
+    assert "data" not in item and item["metadata"]["resourceVersion"]
+    assert len(orjson.dumps(listed)) < 16_384, "the list carried more than metadata"
+
+    events: list[WatchEvent] = []
+
+    async def watch() -> None:
+        stream = api.watch(
+            secrets, resource_version=listed["metadata"]["resourceVersion"], metadata_only=True, timeout_seconds=4
+        )
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                events.append(event)
+
+    watching = asyncio.create_task(watch())
+    current = await api.get(path(group="", version="v1", plural="secrets", namespace=namespace, name="big"))
+    await api.request(
+        "PUT",
+        path(group="", version="v1", plural="secrets", namespace=namespace, name="big"),
+        json=large_secret(resourceVersion=current["metadata"]["resourceVersion"]),
+    )
+    await api.delete(path(group="", version="v1", plural="secrets", namespace=namespace, name="big"))
+    await asyncio.wait_for(watching, timeout=15)
+
+    changes = [(e.type, e.object["metadata"]["name"]) for e in events if e.type != "BOOKMARK"]
+    assert changes == [("MODIFIED", "big"), ("DELETED", "big")]
+    # Bookmarks too come as PartialObjectMetadata (or the watch would have raised ProtocolError on one).
+    assert any(e.type == "BOOKMARK" for e in events), "no bookmark before the watch timed out"
+    assert {e.object["kind"] for e in events} == {"PartialObjectMetadata"}
+    assert not [e for e in events if "data" in e.object]
+    assert max(len(orjson.dumps(e.object)) for e in events) < 8_192, "a watch event carried more than metadata"
 
 
 @pytest.mark.usefixtures("probe_crd")

@@ -114,7 +114,8 @@ Each rule is one thing the code calls — see the chart README's RBAC table befo
 - apiGroups: ["stargraph.io"]
   resources: ["runs"]
   verbs: ["get", "list", "watch", "create", "delete"]
-# WebhookTriggers name the Secret holding their signing keys; watched so a key rotation applies without a restart.
+# WebhookTriggers name the Secret holding their signing keys. list+watch: Secrets by metadata only, so a deleted or
+# rotated key takes effect within seconds without polling; get: the keys of a named Secret when it appears or changes.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]

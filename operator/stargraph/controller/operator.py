@@ -1,9 +1,10 @@
 """`create_operator_app()`: the serve app with the Kubernetes parts plugged in — the whole operator in one process.
 
 Start-up order: API client → Run index (waits for its first list, so dedupe and catch-up see the Runs that exist)
-→ status and Event writers → scheduler and trigger plugins (the serve app) → kopf watches the triggers.
-Shutdown is the reverse, driven by the HTTP server's SIGTERM handling: stop accepting requests, stop kopf, stop
-the triggers, finish the Run creations in flight, flush status, close the client.
+→ status and Event writers → scheduler and trigger plugins (the serve app) → Secrets watched by metadata only
+(waits for the first list, so no change after a trigger reads its Secret goes unseen) → kopf watches the triggers.
+Shutdown is the reverse, driven by the HTTP server's SIGTERM handling: stop accepting requests, stop kopf and the
+Secret watch, stop the triggers, finish the Run creations in flight, flush status, close the client.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class OperatorConfig:
     """Watch only these namespaces; empty means the whole cluster."""
     leader_election: LeaderElection | None = None
     """Only the leader fires cron schedules; None: this process always does (a single replica)."""
+    api_timeout: float = 30.0
+    """Seconds one API request may take (a hung apiserver fails it, and the caller retries)."""
     sync_timeout: float = 60.0
     drain_timeout: float = 20.0
     extra_deps: Mapping[str, Any] = field(default_factory=dict)
@@ -130,8 +133,8 @@ class _Wiring:
     def skipped(self, spec: CronSpec, fire: datetime) -> None:
         self.cron.skipped(spec, fire)
 
-    def missed(self, spec: CronSpec, count: int) -> None:
-        self.cron.missed(spec, count)
+    def missed(self, spec: CronSpec, *, count: int, latest: datetime) -> None:
+        self.cron.missed(spec, count=count, latest=latest)
 
     def failed(self, spec: CronSpec, fire: datetime, error: Exception) -> None:
         self.cron.failed(spec, fire, error)
@@ -167,13 +170,29 @@ def _elect(
     return asyncio.create_task(elector.run(), name="leader-election")
 
 
+def _secret_informers(api: KubeClient, webhooks: WebhookController, namespaces: Sequence[str]) -> list[Informer]:
+    """Secrets by metadata only (one watch per watched namespace, or one for the cluster): deletions and rotations
+    reach the webhook controller within a moment, and no Secret's data is transferred unless a trigger names it."""
+    scopes: list[str | None] = list(namespaces) or [None]
+    return [
+        Informer(
+            api,
+            path(group="", version="v1", plural="secrets", namespace=namespace),
+            on_change=webhooks.secret_changed,
+            metadata_only=True,
+        )
+        for namespace in scopes
+    ]
+
+
 def create_operator_app(config: OperatorConfig) -> FastAPI:
     clock = SystemClock()
     wiring = _Wiring()
 
     @asynccontextmanager
     async def resources() -> AsyncIterator[Mapping[str, Any]]:
-        async with KubeClient(config.credentials) as api, contextlib.AsyncExitStack() as stack:
+        api_client = KubeClient(config.credentials, timeout=config.api_timeout)
+        async with api_client as api, contextlib.AsyncExitStack() as stack:
             wiring.api = api
             wiring.index = RunIndex()
             namespaces: list[str | None] = list(config.namespaces) or [None]
@@ -218,27 +237,22 @@ def create_operator_app(config: OperatorConfig) -> FastAPI:
             leading=config.leader_election is None,
             runs_created=wiring.runs_created,
         )
-        wiring.webhooks = WebhookController(
+        webhooks = wiring.webhooks = WebhookController(
             api=wiring.api,
             plugin=_plugin(state, "webhook", WebhookTriggerPlugin),
             status=wiring.status,
             events=wiring.events,
             clock=clock,
+            metrics=state.metrics,
         )
         await cron.start()
 
         async def reconcile_cron(event_type: str | None, body: dict[str, Any]) -> None:
             cron.reconcile(event_type, body)
 
-        async def secret_changed(event_type: str | None, body: dict[str, Any]) -> None:
-            if event_type != "DELETED":
-                await webhooks.secret_changed(body)
-
-        webhooks = wiring.webhooks
         watches = [
             Watch(CRON.group, CRON.version, CRON.plural, reconcile_cron),
             Watch(WEBHOOK.group, WEBHOOK.version, WEBHOOK.plural, webhooks.reconcile),
-            Watch("", "v1", "secrets", secret_changed),
         ]
         for plugin in _kubernetes_triggers(state):
             controller = KindController(plugin=plugin, status=wiring.status, events=wiring.events, clock=clock)
@@ -246,18 +260,28 @@ def create_operator_app(config: OperatorConfig) -> FastAPI:
             wiring.kinds[kind.kind] = kind
             watches.append(Watch(kind.group, kind.version, kind.plural, controller.reconcile))
             log.info("watching a third-party trigger kind", kind=kind.kind, api_version=kind.api_version)
-        runner = KopfRunner(credentials=config.credentials, watches=watches, namespaces=config.namespaces)
-        await runner.start()
-        # What start-up built lives as long as the process: out of the collector's way, later collections stay short.
-        gc.freeze()
-        election = _elect(config.leader_election, wiring.api, cron, state)
+        secret_informers = _secret_informers(wiring.api, webhooks, config.namespaces)
+        secret_tasks = [asyncio.create_task(i.run(), name="secret-informer") for i in secret_informers]
         try:
-            yield
+            await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in secret_informers)), config.sync_timeout)
+            runner = KopfRunner(credentials=config.credentials, watches=watches, namespaces=config.namespaces)
+            await runner.start()
+            # What start-up built lives as long as the process: out of the collector's way, later collections stay
+            # short.
+            gc.freeze()
+            election = _elect(config.leader_election, wiring.api, cron, state)
+            try:
+                yield
+            finally:
+                if election is not None:
+                    election.cancel()  # stops firing and releases the Lease, so a successor takes over at once
+                    await asyncio.gather(election, return_exceptions=True)
+                await runner.stop()
         finally:
-            if election is not None:
-                election.cancel()  # stops firing and releases the Lease, so a successor takes over at once
-                await asyncio.gather(election, return_exceptions=True)
-            await runner.stop()
+            for task in secret_tasks:
+                task.cancel()
+            await asyncio.gather(*secret_tasks, return_exceptions=True)
+            await webhooks.stop()
             await cron.stop()
 
     return create_app(

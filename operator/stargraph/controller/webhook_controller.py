@@ -1,14 +1,20 @@
 """WebhookTrigger objects (and the Secrets they name) → the webhook plugin, and deliveries → status.
 
-A trigger is re-read whenever a Secret it names changes, so a rotated secret takes effect without touching the
-trigger. A missing Secret or key stalls the trigger (its path then answers 404) with a message naming the field.
+Secrets arrive as metadata only (`secret_changed`, fed by a metadata-only informer). A Secret's data is read, with
+a GET, only for a trigger that names it: when the trigger is armed, and when the Secret appears or its
+resourceVersion differs from the one the trigger was armed with. So a rotated secret takes effect without touching
+the trigger, and unrelated Secrets (Helm releases, TLS keys) are never read.
+
+A missing Secret or key stalls the trigger (its path then answers 404) with a message naming the field. A Secret
+deleted later disarms its triggers the moment the deletion is seen, so deleting a leaked secret revokes it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-from collections import defaultdict
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +31,9 @@ from stargraph.controller.reporting import report_stalled
 from stargraph.controller.status_writer import StatusWriter
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound
+from stargraph.k8s.informer import Change
 from stargraph.k8s.paths import path
+from stargraph.metrics import Metrics
 from stargraph.runs import TriggerObject, trigger_payload
 from stargraph.scheduler.sinks import SubmitResult
 from stargraph.triggers.base import describe_validation_error
@@ -39,6 +47,9 @@ __all__ = ["WebhookController"]
 log = structlog.get_logger("stargraph.controller")
 
 KIND, PLURAL = WEBHOOK.kind, WEBHOOK.plural
+
+_Key = tuple[str, str]
+"""(namespace, name) of a trigger or of a Secret."""
 
 
 class _Stalled(Exception):
@@ -64,16 +75,82 @@ class WebhookController:
         status: StatusWriter,
         events: EventRecorder,
         clock: Clock,
+        metrics: Metrics,
     ) -> None:
         self._api = api
         self._plugin = plugin
         self._status = status
         self._events = events
         self._clock = clock
-        self._applied: dict[tuple[str, str], _Applied] = {}
-        self._secret_users: dict[tuple[str, str], set[str]] = defaultdict(set)
+        self._metrics = metrics
+        self._applied: dict[_Key, _Applied] = {}
+        self._secret_users: dict[_Key, set[str]] = {}
+        self._secret_of: dict[_Key, str] = {}
+        # One trigger is reconciled by one coroutine at a time: kopf's events and Secret changes both arm it, and
+        # an arming that read a Secret just before its deletion must not finish after the one that saw it gone.
+        self._locks: weakref.WeakValueDictionary[_Key, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._queued: set[_Key] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def reconcile(self, event_type: str | None, body: Mapping[str, Any], *, force: bool = False) -> None:
+    async def reconcile(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        metadata = body["metadata"]
+        async with self._lock((metadata["namespace"], metadata["name"])):
+            await self._reconcile(event_type, body, force=False)
+
+    def secret_changed(self, change: Change, body: Mapping[str, Any]) -> None:
+        """Informer callback with a Secret's metadata: re-arm the triggers naming it if it changed or went.
+
+        A deleted Secret disarms its triggers here, before anything is read, so a revoked secret stops verifying
+        deliveries even while the apiserver is slow to answer; the re-arming then reports them Stalled.
+        """
+        if "data" in body:
+            # Only a watch that is not metadata-only delivers data; counted, so the metric never understates what
+            # reached the operator.
+            self._metrics.secret_reads.inc()
+        metadata = body["metadata"]
+        namespace = metadata["namespace"]
+        users = self._secret_users.get((namespace, metadata["name"]))
+        if not users:
+            return
+        version = None if change == "DELETED" else metadata.get("resourceVersion")
+        for trigger in list(users):
+            key = (namespace, trigger)
+            applied = self._applied.get(key)
+            if version is not None and applied is not None and applied.secret_version == version:
+                continue
+            if version is None:
+                self._plugin.remove(namespace, trigger)
+                self._applied.pop(key, None)
+            self._rearm_soon(key)
+
+    async def stop(self) -> None:
+        """Cancel the re-armings in flight (at shutdown, once nothing feeds `secret_changed` any more)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _lock(self, key: _Key) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def _rearm_soon(self, key: _Key) -> None:
+        if key in self._queued:
+            return  # a re-arming that has not read anything yet will see this change too
+        self._queued.add(key)
+        task = asyncio.create_task(self._rearm(key), name="webhook-secret-changed")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _rearm(self, key: _Key) -> None:
+        async with self._lock(key):
+            self._queued.discard(key)
+            current = await self._read_trigger(*key)
+            if current is not None:
+                await self._reconcile("MODIFIED", current, force=True)
+
+    async def _reconcile(self, event_type: str | None, body: Mapping[str, Any], *, force: bool) -> None:
         metadata = body["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
         if event_type == "DELETED" or metadata.get("deletionTimestamp"):
@@ -111,16 +188,6 @@ class WebhookController:
         if any(status.get(field) != value for field, value in wanted.items()):
             self._status.update(plural=PLURAL, namespace=namespace, name=name, status=wanted)
 
-    async def secret_changed(self, body: Mapping[str, Any]) -> None:
-        metadata = body["metadata"]
-        for trigger in list(self._secret_users.get((metadata["namespace"], metadata["name"]), ())):
-            applied = self._applied.get((metadata["namespace"], trigger))
-            if applied is not None and applied.secret_version == metadata.get("resourceVersion"):
-                continue
-            current = await self._read_trigger(metadata["namespace"], trigger)
-            if current is not None:
-                await self.reconcile("MODIFIED", current, force=True)
-
     def delivered(self, event: TriggerEvent, result: SubmitResult) -> None:
         """Scheduler callback: record the newest delivery that produced a Run."""
         _, namespace, name = split_trigger_id(event.trigger_id)
@@ -135,12 +202,14 @@ class WebhookController:
     async def _arm(self, body: Mapping[str, Any]) -> tuple[WebhookSpec, str]:
         metadata = body["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
+        self._unlink((namespace, name))
         try:
             spec = WebhookTriggerSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:
             raise _Stalled("InvalidSpec", f"spec: {describe_validation_error(exc)}") from exc
-        self._unlink(namespace, name)
-        self._secret_users[(namespace, spec.secret_ref.name)].add(name)
+        # Linked before the read: a Secret that appears or changes while the trigger is stalled re-arms it.
+        self._secret_of[(namespace, name)] = spec.secret_ref.name
+        self._secret_users.setdefault((namespace, spec.secret_ref.name), set()).add(name)
         secrets, version = await self._read_secret(namespace, spec.secret_ref.name, spec.secret_ref.keys)
         trigger = TriggerObject(
             kind=KIND, name=name, namespace=namespace, uid=metadata["uid"], run_template=spec.run_template
@@ -166,6 +235,7 @@ class WebhookController:
         return armed, version
 
     async def _read_secret(self, namespace: str, name: str, keys: list[str]) -> tuple[tuple[str, ...], str]:
+        self._metrics.secret_reads.inc()
         try:
             secret = await self._api.get(path(group="", version="v1", plural="secrets", namespace=namespace, name=name))
         except NotFound as exc:
@@ -200,10 +270,15 @@ class WebhookController:
     def _forget(self, namespace: str, name: str) -> None:
         self._plugin.remove(namespace, name)
         self._applied.pop((namespace, name), None)
-        self._unlink(namespace, name)
+        self._unlink((namespace, name))
         self._status.forget(plural=PLURAL, namespace=namespace, name=name)
 
-    def _unlink(self, namespace: str, trigger: str) -> None:
-        for (secret_namespace, _), users in self._secret_users.items():
-            if secret_namespace == namespace:
-                users.discard(trigger)
+    def _unlink(self, trigger: _Key) -> None:
+        secret = self._secret_of.pop(trigger, None)
+        if secret is None:
+            return
+        namespace, name = trigger
+        users = self._secret_users.get((namespace, secret), set())
+        users.discard(name)
+        if not users:
+            self._secret_users.pop((namespace, secret), None)

@@ -4,10 +4,13 @@ One aiohttp session with a bounded pool of keep-alive connections serves all req
 operator creates on the order of 1,000 objects/s at concurrency 8-32, which the blocking ``kubernetes`` client
 (one thread per request) cannot do without a thread pool the size of the concurrency. Requests and responses
 are plain JSON dicts; errors are ``KubeError`` subclasses (``stargraph.k8s.errors``). Nothing retries here:
-whether a request may be repeated is the caller's decision (a create with a deterministic name may, DESIGN.md §3).
+whether a request may be repeated is the caller's decision (a create with a deterministic name may).
 
     async with KubeClient(load_credentials()) as api:
         cm = await api.get(path(group="", version="v1", plural="configmaps", namespace="ns", name="c"))
+
+``metadata_only=True`` on a list or watch asks the apiserver for ``PartialObjectMetadata``: names, labels,
+resourceVersions, never the objects' contents, which is how Secrets are watched without transferring their data.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ _PATCH_CONTENT_TYPES: dict[PatchType, str] = {
 # a silent minute only costs a new watch.
 _BOOKMARK_INTERVAL_SECONDS = 60
 _WATCH_GRACE_SECONDS = 30
+# No fallback media type: a server that cannot send metadata alone must refuse (406), never send whole objects.
+_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+_METADATA_OBJECT = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 
 
 class KubeClient:
@@ -103,16 +109,20 @@ class KubeClient:
         json: Any = None,
         params: QueryParams | None = None,
         content_type: str | None = None,
+        accept: str | None = None,
         timeout: float | None = None,
         decode: bool = True,
     ) -> dict[str, Any]:
         """Send ``json`` (if not None) to ``path`` and return the decoded JSON object of the answer (``{}`` with
         ``decode=False``, for a caller that knows what it sent and needs no echo of it).
 
-        Raises ``ApiError`` (a subclass per status, see ``errors``) for an error status, ``ApiUnavailable`` when
-        the apiserver cannot be reached or does not answer within ``timeout`` seconds.
+        ``accept`` replaces the ``Accept`` header (an alternative representation, e.g. metadata only). Raises
+        ``ApiError`` (a subclass per status, see ``errors``) for an error status, ``ApiUnavailable`` when the
+        apiserver cannot be reached or does not answer within ``timeout`` seconds.
         """
         headers = await self._auth_headers()
+        if accept is not None:
+            headers["Accept"] = accept
         data = None
         if json is not None:
             data = orjson.dumps(json)
@@ -147,9 +157,18 @@ class KubeClient:
         """The object at ``path``; ``NotFound`` if it does not exist."""
         return await self.request("GET", path)
 
-    async def list(self, path: str, *, params: QueryParams | None = None) -> dict[str, Any]:
-        """The list at collection ``path`` (``items`` and ``metadata.resourceVersion`` to watch from)."""
-        return await self.request("GET", path, params=params)
+    async def list(
+        self, path: str, *, params: QueryParams | None = None, metadata_only: bool = False
+    ) -> dict[str, Any]:
+        """The list at collection ``path`` (``items`` and ``metadata.resourceVersion`` to watch from).
+
+        With ``metadata_only`` each item is a ``PartialObjectMetadata``: ``metadata`` and nothing else.
+        """
+        if not metadata_only:
+            return await self.request("GET", path, params=params)
+        listed = await self.request("GET", path, params=params, accept=_METADATA_LIST)
+        _require_kind("LIST", path, listed, "PartialObjectMetadataList")
+        return listed
 
     async def patch(
         self,
@@ -191,12 +210,14 @@ class KubeClient:
         params: QueryParams | None = None,
         timeout_seconds: int = 300,
         bookmarks: bool = True,
+        metadata_only: bool = False,
     ) -> AsyncGenerator[WatchEvent, None]:
         """Changes to collection ``path`` after ``resource_version``, until the server ends the watch.
 
         The server ends it after ``timeout_seconds``; watch again from the last event's resourceVersion (bookmarks
         included). ``WatchExpired`` means that resourceVersion is gone: list again, then watch from the list's.
         To stop early and release the connection at once, wrap the iterator in ``contextlib.aclosing``.
+        With ``metadata_only`` every event's object is a ``PartialObjectMetadata``.
         """
         query: dict[str, str | int] = {
             **(params or {}),
@@ -212,6 +233,8 @@ class KubeClient:
             total=None, connect=self._connect_timeout, sock_read=longest_gap + _WATCH_GRACE_SECONDS
         )
         headers = await self._auth_headers()
+        if metadata_only:
+            headers["Accept"] = _METADATA_OBJECT
         try:
             async with self._open().get(
                 self._server + path,
@@ -226,7 +249,10 @@ class KubeClient:
                         raise WatchExpired(error.status, error.reason, error.message, error.body)
                     raise error
                 async for line in split_lines(response.content.iter_any()):
-                    yield decode_event(line)
+                    event = decode_event(line)
+                    if metadata_only:
+                        _require_kind("WATCH", path, event.object, "PartialObjectMetadata")
+                    yield event
         except (aiohttp.ClientError, TimeoutError) as e:
             raise _unavailable("WATCH", path, e) from e
 
@@ -243,6 +269,12 @@ class KubeClient:
 def _unavailable(method: str, path: str, error: BaseException) -> ApiUnavailable:
     # str() of a timeout is empty, so the type name carries the meaning.
     return ApiUnavailable(f"{method} {path}: {type(error).__name__}: {error}".rstrip(": "))
+
+
+def _require_kind(method: str, path: str, body: Mapping[str, Any], kind: str) -> None:
+    # Whatever sits between us and the apiserver must not turn "metadata only" into whole objects unnoticed.
+    if body.get("kind") != kind:
+        raise ProtocolError(f"{method} {path}: asked for {kind}, got kind {body.get('kind')!r}")
 
 
 def _error(response: aiohttp.ClientResponse, payload: bytes) -> ApiError:

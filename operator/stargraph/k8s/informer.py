@@ -2,7 +2,8 @@
 
 The callback sees every object of the first list (and of each relist, after which objects that vanished meanwhile
 are reported deleted), then every change. `synced` is set once the first list has been delivered, so a consumer
-can wait until its picture of the cluster is complete before acting on it.
+can wait until its picture of the cluster is complete before acting on it. With `metadata_only` the callback gets
+`PartialObjectMetadata` objects (what changed and when, never the contents).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Informer:
         params: Mapping[str, str] | None = None,
         page_size: int = 500,
         retry_delay: float = 1.0,
+        metadata_only: bool = False,
     ) -> None:
         self._api = api
         self._path = path
@@ -46,6 +48,7 @@ class Informer:
         self._params = dict(params or {})
         self._page_size = page_size
         self._retry_delay = retry_delay
+        self._metadata_only = metadata_only
         self._known: dict[tuple[str, str], str] = {}  # key -> uid, to report deletions found by a relist
         self.synced = asyncio.Event()
 
@@ -67,7 +70,7 @@ class Informer:
         seen: dict[tuple[str, str], str] = {}
         params = {**self._params, "limit": str(self._page_size)}
         while True:
-            page = await self._api.list(self._path, params=params)
+            page = await self._api.list(self._path, params=params, metadata_only=self._metadata_only)
             for item in page.get("items") or ():
                 key = _key(item)
                 seen[key] = item["metadata"].get("uid", "")
@@ -83,7 +86,9 @@ class Informer:
         return str(page["metadata"]["resourceVersion"])
 
     async def _watch(self, version: str) -> str:
-        events = self._api.watch(self._path, resource_version=version, params=self._params)
+        events = self._api.watch(
+            self._path, resource_version=version, params=self._params, metadata_only=self._metadata_only
+        )
         async with contextlib.aclosing(events):
             async for event in events:
                 version = event.object.get("metadata", {}).get("resourceVersion", version)

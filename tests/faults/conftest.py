@@ -1,0 +1,47 @@
+"""Fixtures of the fault tests: those of the end-to-end tests, with the chart installed as a release of its own.
+
+A fixture imported into another directory's conftest is a second fixture, with an instance of its own: the
+end-to-end `operator_identity` re-exported here would install the chart a second time under the same release name
+whenever both directories run in one session. So the fault tests run their operators as the ServiceAccount of a
+release of their own (same values, its own namespace and Lease); the other fixtures are the end-to-end ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.conftest import (  # noqa: F401
+    CHART_VALUES,
+    OperatorIdentity,
+    crds,
+    kubectl,
+    operators,
+    pytest_runtest_makereport,
+)
+from tests.faults.leaks import LeakWatch, kubeconfig_token
+from tests.support.chart import install_chart
+from tests.support.controlplane import KubeCluster
+
+RELEASE = "faults"
+CHART_NAMESPACE = "stargraph-faults"
+LEASE_NAME = "stargraph-faults"
+
+
+@pytest.fixture(scope="session")
+def operator_identity(crds: None, control_plane: KubeCluster) -> Iterator[OperatorIdentity]:  # noqa: F811
+    """The chart installed in cluster mode as release `faults`; every operator under test runs as its ServiceAccount."""
+    values = {**CHART_VALUES, "leaderElection": {"enabled": True, "leaseName": LEASE_NAME}}
+    with install_chart(control_plane, release=RELEASE, namespace=CHART_NAMESPACE, values=values) as chart:
+        yield OperatorIdentity(
+            kubeconfig=chart.service_account_kubeconfig(), lease_namespace=CHART_NAMESPACE, lease_name=LEASE_NAME
+        )
+
+
+@pytest.fixture
+def leak_watch(operator_identity: OperatorIdentity) -> LeakWatch:
+    """Secrets and error bodies to search the operators' logs for; the operators' own token is always watched."""
+    watch = LeakWatch()
+    watch.secret(kubeconfig_token(operator_identity.kubeconfig), what="the operator's ServiceAccount token")
+    return watch
