@@ -27,6 +27,13 @@ class Metrics:
         self.create_errors = Counter(
             "stargraph_run_create_errors", "Failed Run creation attempts.", ["source"], registry=self.registry
         )
+        self.create_refusals = Counter(
+            "stargraph_run_create_refusals",
+            "Run creations refused for good, by reason (run_name_conflict: the Run's name is held by an object "
+            "that is not this fire's Run, which is left alone).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.missed = Counter(
             "stargraph_cron_missed_fires",
             "Cron fires skipped because they were later than the starting deadline.",

@@ -451,6 +451,15 @@ class ControlPlane(KubeCluster):
         return self._pki.ca_cert
 
     @property
+    def serving_cert_file(self) -> Path:
+        """The apiserver's certificate (for 127.0.0.1, signed by the CA): a proxy on loopback can serve it too."""
+        return self._pki.serving_cert
+
+    @property
+    def serving_key_file(self) -> Path:
+        return self._pki.serving_key
+
+    @property
     def admin_cert_file(self) -> Path:
         return self._pki.admin_cert
 

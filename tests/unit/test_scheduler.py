@@ -151,3 +151,47 @@ async def test_cancelled_caller_does_not_cancel_the_creation(scheduler: Schedule
     impatient.cancel()
     sink.gate.set()
     assert (await patient).run.name == sink.runs[event().idempotency_key].name
+
+
+class Throttled(Exception):
+    """What the Kubernetes client raises for a 429: it carries the apiserver's Retry-After."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("429 TooManyRequests")
+        self.retry_after = retry_after
+
+
+async def test_a_retry_after_from_the_sink_lengthens_the_backoff_up_to_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+
+    async def record(delay: float) -> None:
+        slept.append(delay)
+
+    class ThrottlingSink(InMemoryRunSink):
+        asked = [1.0, 60.0]
+
+        async def create(self, event: TriggerEvent) -> SubmitResult:
+            if self.asked:
+                raise Throttled(self.asked.pop(0))
+            return await super().create(event)
+
+    monkeypatch.setattr("stargraph.scheduler.scheduler.asyncio.sleep", record)
+    scheduler = Scheduler(ThrottlingSink(), retry=RetryPolicy(attempts=3, first_delay=0.1, max_delay=2.0))
+    await scheduler.start()
+    result = await scheduler.submit(event())
+    await scheduler.stop()
+    assert result.created
+    assert slept == [1.0, 2.0]  # as asked, then capped by the policy's longest delay
+
+
+async def test_a_refused_create_is_counted_by_reason() -> None:
+    class Squatted(InMemoryRunSink):
+        async def create(self, event: TriggerEvent) -> SubmitResult:
+            raise PermanentSinkError("name held by another object", reason="run_name_conflict")
+
+    scheduler = Scheduler(Squatted(), retry=NO_WAIT)
+    await scheduler.start()
+    with pytest.raises(PermanentSinkError):
+        await scheduler.submit(event())
+    await scheduler.stop()
+    assert scheduler.metrics.create_refusals.labels("run_name_conflict")._value.get() == 1

@@ -30,7 +30,7 @@ from stargraph.k8s.events import ObjectRef
 from stargraph.k8s.run_index import RunIndex, RunInfo, TriggerKey
 from stargraph.k8s.run_sink import runs_path
 from stargraph.runs import TriggerObject, trigger_payload
-from stargraph.scheduler.sinks import SubmitResult
+from stargraph.scheduler.sinks import PermanentSinkError, SubmitResult
 from stargraph.triggers.base import describe_validation_error
 from stargraph.triggers.cron import CronTriggerPlugin
 from stargraph.triggers.cron_schedule import ScheduleError
@@ -303,8 +303,11 @@ class CronController:
     def failed(self, spec: CronSpec, fire: datetime, error: Exception) -> None:
         trigger = self._triggers.get((spec.namespace, spec.name))
         if trigger is not None:
+            conflict = isinstance(error, PermanentSinkError) and error.reason == "run_name_conflict"
             self._events.warning(
-                trigger.ref, "RunNotCreated", f"the fire at {format_fire_time(fire)} has no Run: {error}"
+                trigger.ref,
+                "RunNameConflict" if conflict else "RunNotCreated",
+                f"the fire at {format_fire_time(fire)} has no Run: {error}",
             )
 
     # -- Run history and active list -----------------------------------------------------------------------------

@@ -287,7 +287,16 @@ def _error(response: aiohttp.ClientResponse, payload: bytes) -> ApiError:
         body,
         fallback_reason=response.reason or "HTTPError",
         fallback_message=payload[:500].decode("utf-8", "replace"),
+        retry_after=_seconds(response.headers.get("Retry-After")),
     )
+
+
+def _seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` in seconds; the apiserver never sends the HTTP-date form, so that form counts as absent."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _decode_object(method: str, path: str, payload: bytes) -> dict[str, Any]:

@@ -49,12 +49,22 @@ class ApiError(KubeError):
     ...) or the HTTP reason phrase when the body was not a Status; ``body`` is the decoded Status, if any.
     """
 
-    def __init__(self, status: int, reason: str, message: str, body: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
         self.body = body
+        self.retry_after = retry_after
+        """Seconds the apiserver asked the client to wait (``Retry-After`` on 429 and some 5xx), if it said."""
 
 
 class Unauthorized(ApiError):
@@ -95,7 +105,14 @@ _BY_STATUS: dict[int, type[ApiError]] = {
 }
 
 
-def api_error(status: int, body: object, *, fallback_reason: str, fallback_message: str = "") -> ApiError:
+def api_error(
+    status: int,
+    body: object,
+    *,
+    fallback_reason: str,
+    fallback_message: str = "",
+    retry_after: float | None = None,
+) -> ApiError:
     """The ``ApiError`` (subclass chosen by ``status``) for a response whose decoded JSON is ``body``.
 
     ``body`` is used only when it is a Kubernetes ``Status``; a proxy's HTML error page or an empty body gives
@@ -106,4 +123,4 @@ def api_error(status: int, body: object, *, fallback_reason: str, fallback_messa
     if status_body is not None:
         reason = str(status_body.get("reason") or fallback_reason)
         message = str(status_body.get("message") or fallback_message)
-    return _BY_STATUS.get(status, ApiError)(status, reason, message, status_body)
+    return _BY_STATUS.get(status, ApiError)(status, reason, message, status_body, retry_after=retry_after)

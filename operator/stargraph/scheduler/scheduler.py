@@ -3,8 +3,9 @@
 Dedupe happens twice before anything is created: against the sink's index of known Runs (cheap, in memory, on the
 caller's task — the redelivery path never touches the queue), and against creations already in flight (the second
 caller awaits the first one's result). The sink's own idempotent create settles whatever races remain (another
-replica, an index that lags). Transient sink errors are retried with backoff; a caller that still gets an error
-can retry the fire (a webhook sender will), because nothing half-done is left behind.
+replica, an index that lags). Transient sink errors are retried with backoff (longer when the error carries a
+`retry_after` in seconds, as the Kubernetes client's 429s do); a caller that still gets an error can retry the fire
+(a webhook sender will, the cron trigger does), because nothing half-done is left behind.
 """
 
 from __future__ import annotations
@@ -184,10 +185,18 @@ class Scheduler:
         while True:
             try:
                 return await self.sink.create(event)
+            except PermanentSinkError as exc:
+                self.metrics.create_errors.labels(source).inc()
+                self.metrics.create_refusals.labels(exc.reason).inc()
+                raise
             except Exception as exc:
                 self.metrics.create_errors.labels(source).inc()
                 delay = next(delays, None)
-                if delay is None or isinstance(exc, PermanentSinkError):
+                if delay is None:
                     raise
+                # An apiserver that says how long to back off (429 Retry-After) is believed, within reason.
+                asked = getattr(exc, "retry_after", None)
+                if isinstance(asked, int | float):
+                    delay = max(delay, min(float(asked), self._retry.max_delay))
                 log.warning("run create failed; retrying", trigger_id=event.trigger_id, in_s=delay, error=repr(exc))
                 await asyncio.sleep(delay)
