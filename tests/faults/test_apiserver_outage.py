@@ -74,7 +74,7 @@ def accounted(api: ApiClient, namespace: str, name: str, *, until: datetime) -> 
     trigger = get(api, namespace, "crontriggers", name)
     assert trigger is not None
     missed = int((trigger.get("status") or {}).get("missedSchedules") or 0)
-    return sorted(fire for (_, fire) in counted if fire <= until), missed, trigger
+    return sorted(fire for (trigger_name, fire) in counted if trigger_name == name and fire <= until), missed, trigger
 
 
 def wait_all_accounted(api: ApiClient, namespace: str, name: str, slots: list[datetime]) -> tuple[list[datetime], int]:
@@ -203,3 +203,28 @@ def test_deliveries_while_the_apiserver_is_down_get_503_with_retry_after_and_the
     answer = eventually(retried, timeout=30, interval=1.0, what="the sender's retry succeeds")
     runs = list_runs(kube_api, namespace)
     assert [run["metadata"]["name"] for run in runs] == [answer.json()["run"]["name"]]
+
+
+def test_after_an_outage_longer_than_a_minute_the_operator_still_reconciles_and_fires(
+    cluster: ControlPlane, operator: OperatorProcess, kube_api: ApiClient, namespace: str
+) -> None:
+    created = start_trigger(kube_api, namespace, "before", startingDeadlineSeconds=300)
+    with cluster.apiserver_down():
+        time.sleep(65)  # longer than any client's retries of a single request
+    up_at = now()
+    # A trigger created after the outage is watched, reconciled and fired: no watch gave up for good.
+    create(kube_api, namespace, cron_trigger("after", SCHEDULE))
+    eventually(
+        lambda: condition(get(kube_api, namespace, "crontriggers", "after"), "Ready").get("status") == "True",
+        timeout=20,
+        what="the trigger created after the outage Ready",
+    )
+    eventually(
+        lambda: any(name == "after" for (name, _) in runs_per_fire(list_runs(kube_api, namespace))),
+        timeout=20,
+        what="a Run of the trigger created after the outage",
+    )
+    slots = slots_after(created, up_at + timedelta(seconds=2))
+    fires, missed = wait_all_accounted(kube_api, namespace, "before", slots)
+    assert missed == 0 and fires == slots
+    assert operator.ready()
