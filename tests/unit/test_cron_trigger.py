@@ -245,11 +245,17 @@ async def outage(h: Harness, *, start: int, end: int, until: int) -> None:
     await h.clock.advance_to(START + timedelta(seconds=until))
 
 
-async def test_fires_during_an_outage_stay_pending_and_are_created_in_order_after_it(flaky: Harness) -> None:
+async def every_two_seconds(h: Harness, **fields: object) -> Recording:
+    """The plugin running one `*/2 * * * * *` spec with `fields`; what it reports is recorded."""
     rec = Recording()
-    flaky.cron.init({"scheduler": flaky.scheduler, "cron_observer": rec})
-    await flaky.cron.start()
-    flaky.cron.apply(spec(schedule="*/2 * * * * *", starting_deadline_seconds=120, catch_up="All", catch_up_limit=100))
+    h.cron.init({"scheduler": h.scheduler, "cron_observer": rec})
+    await h.cron.start()
+    h.cron.apply(spec(schedule="*/2 * * * * *", **fields))
+    return rec
+
+
+async def test_fires_during_an_outage_stay_pending_and_are_created_in_order_after_it(flaky: Harness) -> None:
+    rec = await every_two_seconds(flaky, starting_deadline_seconds=120, catch_up="All", catch_up_limit=100)
     await outage(flaky, start=1, end=21, until=31)
     every_slot = [START + timedelta(seconds=s) for s in range(2, 31, 2)]
     assert flaky.fires() == every_slot
@@ -260,10 +266,7 @@ async def test_fires_during_an_outage_stay_pending_and_are_created_in_order_afte
 
 
 async def test_pending_fires_past_the_deadline_are_counted_missed_the_rest_created(flaky: Harness) -> None:
-    rec = Recording()
-    flaky.cron.init({"scheduler": flaky.scheduler, "cron_observer": rec})
-    await flaky.cron.start()
-    flaky.cron.apply(spec(schedule="*/2 * * * * *", starting_deadline_seconds=7, catch_up="All", catch_up_limit=100))
+    rec = await every_two_seconds(flaky, starting_deadline_seconds=7, catch_up="All", catch_up_limit=100)
     await outage(flaky, start=1, end=21, until=31)
     # Down from 1 s to 21 s: a fire is retried until 7 s after its instant, and at the latest when the next fire
     # comes. 2..14 passed their deadline while the sink refused; 16, 18, 20 were still inside it at 22.
@@ -283,10 +286,7 @@ async def test_without_a_deadline_a_pending_fire_is_retried_until_created(flaky:
 
 
 async def test_with_catch_up_latest_a_newer_fire_crowds_out_the_pending_one(flaky: Harness) -> None:
-    rec = Recording()
-    flaky.cron.init({"scheduler": flaky.scheduler, "cron_observer": rec})
-    await flaky.cron.start()
-    flaky.cron.apply(spec(schedule="*/2 * * * * *", catch_up="Latest"))
+    rec = await every_two_seconds(flaky, catch_up="Latest")
     await outage(flaky, start=1, end=9, until=11)
     # 2, 4, 6, 8 were each crowded out by the next fire before a retry got through (the backoff had grown to
     # seconds by then); 10 was the newest fire once the sink was back.
