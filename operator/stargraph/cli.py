@@ -130,11 +130,10 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> NoReturn:
 
 def cmd_operator(args: argparse.Namespace) -> int:
     """Run the operator: kopf watching the triggers, the triggers, and the HTTP server, in one process."""
-    import uvicorn
-
     from stargraph.controller.operator import LeaderElection, OperatorConfig, create_operator_app
     from stargraph.k8s import ConfigError, load_credentials
     from stargraph.logs import configure_logging
+    from stargraph.serve.server import serve
 
     configure_logging(level=args.log_level, json=args.log_format == "json")
     try:
@@ -155,7 +154,12 @@ def cmd_operator(args: argparse.Namespace) -> int:
         )
         if not election.retry_period < election.renew_deadline < election.lease_duration:
             raise UsageError("--leader-election-*: need retry period < renew deadline < lease duration")
-    config = OperatorConfig(credentials=credentials, namespaces=args.watch_namespace, leader_election=election)
+    config = OperatorConfig(
+        credentials=credentials,
+        namespaces=args.watch_namespace,
+        leader_election=election,
+        api_timeout=args.api_timeout,
+    )
     # Each Run creation allocates hundreds of short-lived objects (request, response, event); with the default
     # thresholds the cyclic collector runs every few creations and, in a burst of fires, takes a fifth of the CPU.
     gc.set_threshold(10_000, 20, 20)
@@ -164,15 +168,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
     # before it started: with the default one the process would die "killed by SIGTERM" (status 143) after a clean
     # drain. SIGTERM is how Kubernetes stops a Pod; a completed shutdown is a success, so exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_config=None,
-        lifespan="on",
-        access_log=False,
-        timeout_graceful_shutdown=args.drain_seconds,
-    )
+    serve(app, host=args.host, port=args.port, drain_seconds=args.drain_seconds, access_log=False)
     return 0
 
 
@@ -194,11 +190,10 @@ def cmd_next(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the triggers from a YAML file with an in-memory Run sink (no cluster): for trying triggers locally."""
-    import uvicorn
-
     from stargraph.logs import configure_logging
     from stargraph.serve import create_app
     from stargraph.serve.config import load_serve_config
+    from stargraph.serve.server import serve
 
     configure_logging(level=args.log_level)
     try:
@@ -206,7 +201,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--config {args.config}: {exc}") from exc
     app = create_app(deps=deps)
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, lifespan="on")
+    serve(app, host=args.host, port=args.port, access_log=True)
     return 0
 
 
@@ -264,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--leader-election-retry-period", type=float, default=2.0, metavar="SECONDS")
     op.add_argument("--host", default="0.0.0.0")
     op.add_argument("--port", type=int, default=8080)
+    op.add_argument(
+        "--api-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long one Kubernetes API request may take before it is given up and retried",
+    )
     op.add_argument("--drain-seconds", type=int, default=20, help="at SIGTERM, how long in-flight work may take")
     op.add_argument("--log-level", default="INFO")
     op.add_argument("--log-format", choices=["json", "console"], default="json")

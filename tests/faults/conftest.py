@@ -4,6 +4,7 @@ A fixture imported into another directory's conftest is a second fixture, with a
 end-to-end `operator_identity` re-exported here would install the chart a second time under the same release name
 whenever both directories run in one session. So the fault tests run their operators as the ServiceAccount of a
 release of their own (same values, its own namespace and Lease); the other fixtures are the end-to-end ones.
+``leak_watch`` collects the secrets a test uses, to search its operators' logs and its error answers for them.
 """
 
 from __future__ import annotations

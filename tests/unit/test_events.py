@@ -29,7 +29,10 @@ def test_naive_scheduled_fire_is_rejected() -> None:
         event(scheduled_fire=datetime(2026, 1, 1))
 
 
-@pytest.mark.parametrize("payload", [{"x": object()}, {"x": float("nan")}, {"x": {1, 2}}])
+@pytest.mark.parametrize(
+    "payload",
+    [{"x": object()}, {"x": float("nan")}, {"x": {1, 2}}, {"x": [float("inf")]}, {"x": 1 << 63}, {"x": {1: "a"}}],
+)
 def test_payload_must_be_json(payload: dict[str, object]) -> None:
     with pytest.raises(ValidationError, match="JSON-serialisable"):
         event(payload=payload)

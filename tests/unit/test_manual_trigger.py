@@ -92,6 +92,17 @@ async def test_non_json_is_415_and_garbage_json_400(client) -> None:  # type: ig
     assert garbage.status_code == 400 and garbage.json()["error"]["reason"] == "invalid_body"
 
 
+@pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"9223372036854775808", b"-9223372036854775809"])
+async def test_params_a_run_cannot_hold_are_400_naming_them(client, number) -> None:  # type: ignore[no-untyped-def]
+    http, sink = client
+    headers = {"authorization": "Bearer good", "idempotency-key": str(uuid.uuid4()), "content-type": "application/json"}
+    body = b'{"triggerRef": {"kind": "CronTrigger", "name": "x"}, "params": {"a": [' + number + b"]}}"
+    response = await http.post("/v1/runs", content=body, headers=headers)
+    assert response.status_code == 400 and response.json()["error"]["reason"] == "invalid_body"
+    assert "params.a[0]" in response.json()["error"]["message"]
+    assert not sink.runs
+
+
 async def test_authorizer_refusal_creates_nothing(client) -> None:  # type: ignore[no-untyped-def]
     http, sink = client
     response = await post(http, authorization="Bearer bad")

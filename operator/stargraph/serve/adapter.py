@@ -1,12 +1,18 @@
-"""Adapting framework-neutral `stargraph.http.Route`s to Starlette, with the body cap enforced while streaming."""
+"""Adapting framework-neutral `stargraph.http.Route`s to Starlette, with the body cap and deadline enforced.
+
+The body is read under a size cap (413, from Content-Length and while streaming) and a deadline (408, so a sender
+trickling bytes cannot hold a connection and a task for ever). A client that goes away mid-body is not answered.
+"""
 
 from __future__ import annotations
 
-from starlette.requests import Request
+import asyncio
+
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as StarletteRoute
 
-from stargraph.http import HttpError, HttpRequest, HttpResponse, Route
+from stargraph.http import HttpError, HttpRequest, HttpResponse, Route, error_body
 
 __all__ = ["json_response", "to_starlette"]
 
@@ -17,6 +23,12 @@ def json_response(response: HttpResponse) -> Response:
 
 def _too_large(cap: int) -> HttpError:
     return HttpError(413, "payload_too_large", f"the body exceeds this endpoint's limit of {cap} bytes")
+
+
+def _timed_out(timeout: float) -> HttpResponse:
+    # The sender is still sending, slowly: the connection is closed rather than read to its end.
+    body = error_body("request_timeout", f"the body did not arrive within {timeout:g} s")
+    return HttpResponse(status=408, body=body, headers={"connection": "close"})
 
 
 async def _read_capped(request: Request, cap: int) -> bytes:
@@ -38,14 +50,22 @@ async def _read_capped(request: Request, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def to_starlette(route: Route) -> StarletteRoute:
+def to_starlette(route: Route, *, body_timeout: float) -> StarletteRoute:
+    """`body_timeout`: the seconds the whole body may take to arrive, counted from when the handler starts reading."""
+
     async def endpoint(request: Request) -> Response:
         params = {key: str(value) for key, value in request.path_params.items()}
         cap = route.max_body_bytes(params) if callable(route.max_body_bytes) else route.max_body_bytes
         try:
-            body = await _read_capped(request, cap)
+            async with asyncio.timeout(body_timeout):
+                body = await _read_capped(request, cap)
         except HttpError as exc:
             return json_response(exc.response())
+        except TimeoutError:
+            return json_response(_timed_out(body_timeout))
+        except ClientDisconnect:
+            # Gone mid-body, or its framing was invalid and the server answered and closed: this goes nowhere.
+            return json_response(HttpError(400, "client_disconnected", "the body ended early").response())
         scope = request.scope
         # Straight from the ASGI scope: building Starlette's URL and query objects costs more than the handler.
         neutral = HttpRequest(

@@ -33,6 +33,7 @@ from stargraph.plugin import (
 )
 from stargraph.scheduler import InMemoryRunSink, RunSink, Scheduler
 from stargraph.serve.adapter import to_starlette
+from stargraph.serve.limits import HTTP_LIMITS
 
 __all__ = ["AppState", "create_app"]
 
@@ -72,12 +73,14 @@ def create_app(
     metrics: Metrics | None = None,
     scheduler_workers: int = 64,
     stop_timeout: float = 10.0,
+    body_timeout: float = HTTP_LIMITS.body_timeout,
     resources: Callable[[], AbstractAsyncContextManager[Mapping[str, Any]]] | None = None,
     attach: Callable[[AppState], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
     """Build the app. `plugins` limits discovery to those entry-point names; `pm` replaces discovery altogether.
 
     `deps` is merged into what every trigger's `init` receives (`cron_specs`, `webhook_specs`, `authorizer`, ...).
+    `body_timeout` is how long a route's request body may take to arrive (408 beyond).
     Two hooks let the operator wrap the lifespan. `resources()` is entered first and exited last; it may yield
     a `sink`, an `on_result` callback for the scheduler, and more deps (API clients live there). `attach(state)` is
     entered once the triggers serve and exited before they stop (the controller feeding them specs lives there).
@@ -112,7 +115,7 @@ def create_app(
             state.record(route_results, "trigger_routes")
             for outcome in route_results:
                 for route in outcome.result or ():
-                    app.router.routes.append(to_starlette(route))
+                    app.router.routes.append(to_starlette(route, body_timeout=body_timeout))
             if attach:
                 await stack.enter_async_context(attach(state))
             state.ready = True
@@ -127,7 +130,7 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(reason, str(exc.detail)), status_code=exc.status_code)
+        return JSONResponse(error_body(reason, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

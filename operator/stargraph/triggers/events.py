@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,10 +57,33 @@ class TriggerEvent(IRBase):
         )
 
 
-def json_payload(value: dict[str, Any]) -> dict[str, Any]:
-    """`value` if JSON can carry it (it ends up in a Kubernetes object): rejected here, not at the apiserver."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"payload must be JSON-serialisable: {exc}") from exc
+def json_payload(value: dict[str, Any], *, where: str = "payload") -> dict[str, Any]:
+    """`value` if a Kubernetes object can carry it as JSON: rejected here, not by the API client or the apiserver.
+
+    That is JSON (string keys), with finite numbers and integers in the 64-bit range Kubernetes stores; `where`
+    names `value` in the error.
+    """
+    problem = _not_storable(value, where)
+    if problem is not None:
+        raise ValueError(f"{where} must be JSON-serialisable for Kubernetes: {problem}")
     return value
+
+
+_INT64 = range(-(1 << 63), 1 << 63)
+
+
+def _not_storable(value: Any, path: str) -> str | None:
+    """What keeps `value` (at `path`) out of a Kubernetes object, or None."""
+    if value is None or isinstance(value, bool | str):
+        return None
+    if isinstance(value, int):
+        return None if value in _INT64 else f"{path} is an integer outside the 64-bit range"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{path} is not a finite number"
+    if isinstance(value, list | tuple):
+        return next(filter(None, (_not_storable(item, f"{path}[{i}]") for i, item in enumerate(value))), None)
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            return f"{path} has a key that is not a string"
+        return next(filter(None, (_not_storable(item, f"{path}.{key}") for key, item in value.items())), None)
+    return f"{path} is a {type(value).__name__}, not JSON"

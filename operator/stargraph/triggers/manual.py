@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from stargraph.http import HttpError, HttpRequest, HttpResponse, Route, run_response
 from stargraph.scheduler import Scheduler, payload_sha256
 from stargraph.triggers.base import IRBase, describe_validation_error
-from stargraph.triggers.events import TriggerEvent
+from stargraph.triggers.events import TriggerEvent, json_payload
 from stargraph.triggers.keys import manual_idempotency_key, trigger_id
 from stargraph.triggers.submission import submit_or_http_error
 
@@ -57,6 +57,12 @@ class TriggerRef(_CamelModel):
 class ManualRunRequest(_CamelModel):
     trigger_ref: TriggerRef
     params: dict[str, Any] = {}
+
+    @field_validator("params")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Valid JSON may still not fit a Run (1e999 parses to infinity): a 400 now, not a failed create later.
+        return json_payload(value, where="params")
 
 
 def manual_event(
