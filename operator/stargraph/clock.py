@@ -62,6 +62,13 @@ class ManualClock:
         """Move time without waking anyone, as if the process had been frozen; the next `advance_to` wakes them late."""
         self._now = max(self._now, when.astimezone(UTC))
 
+    def set(self, when: datetime) -> None:
+        """Step the clock to `when`, backwards too, waking nobody: a wall-clock step such as an NTP correction.
+
+        Sleepers keep their deadlines, as `SystemClock` sleepers do, and wake once `advance_to` reaches them again.
+        """
+        self._now = when.astimezone(UTC)
+
     async def advance_to(self, when: datetime) -> None:
         """Move time forward to `when`, waking each sleeper at its own deadline and letting it run before the next."""
         await _settle()  # tasks created just before this call get to register their first sleep

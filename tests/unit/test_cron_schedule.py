@@ -51,6 +51,12 @@ class TestEuropeBerlin:
             utc(2026, 10, 26, 1, 30),
         ]
 
+    def test_from_inside_the_second_pass_the_repeated_time_is_not_fired_again(self) -> None:
+        # From 02:10 CET (fold=1): 02:30 had its one turn as CEST, 40 minutes before the start.
+        assert fires("30 2 * * *", "Europe/Berlin", datetime(2026, 10, 25, 2, 10, fold=1), 1) == [
+            utc(2026, 10, 26, 1, 30)
+        ]
+
     def test_interval_schedule_keeps_its_rhythm_through_the_repeated_hour(self) -> None:
         got = fires("*/30 * * * *", "Europe/Berlin", datetime(2026, 10, 25, 1, 40), 5)
         assert got == [utc(2026, 10, 25, 0, 0) + timedelta(minutes=30 * i) for i in range(5)]

@@ -2,10 +2,11 @@
 
 A task computes the next nominal fire from the previous one (never from "now"), so a slow Run creation delays a
 fire but never drops it. Applying a changed spec replaces the task and starts counting from the moment of the
-change: a slot that fell between the old and the new schedule is not fired. Applying a spec with `catch_up=True`
-(the first time a process sees a trigger, e.g. after a restart or a leader change) first creates the fires missed
-since `resume_from`, as `plan_catch_up` decides. A fire found later than `starting_deadline_seconds` is skipped and
-reported as missed.
+change: a slot that fell between the old and the new schedule is not fired. A new task never counts from before a
+fire already taken or `resume_from`, so a wall clock stepped back (an NTP correction) fires nothing twice.
+Applying a spec with `catch_up=True` (the first time a process sees a trigger, e.g. after a restart or a leader
+change) first creates the fires missed since `resume_from`, as `plan_catch_up` decides. A fire found later than
+`starting_deadline_seconds` is skipped and reported as missed.
 
 No fire is dropped silently. A fire whose Run cannot be created (the apiserver is down, slow or refusing) stays
 pending in its task and is retried with backoff, in order, until it is created, passes its deadline (then it is
@@ -120,6 +121,7 @@ class CronTriggerPlugin:
         self._backlog: dict[str, list[datetime]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._next: dict[str, datetime] = {}  # the fire each running task sleeps towards
+        self._taken: dict[str, datetime] = {}  # the newest fire each trigger's tasks took (emitted or queued)
         self._started = False
 
     def init(self, deps: Mapping[str, Any]) -> None:
@@ -177,6 +179,7 @@ class CronTriggerPlugin:
     def remove(self, trigger_id: str) -> None:
         self._specs.pop(trigger_id, None)
         self._backlog.pop(trigger_id, None)
+        self._taken.pop(trigger_id, None)
         self._cancel(trigger_id)
 
     def next_fire(self, trigger_id: str) -> datetime | None:
@@ -184,7 +187,7 @@ class CronTriggerPlugin:
         if entry is None or entry[0].suspend:
             return None
         known = self._next.get(trigger_id)
-        return known if known is not None else entry[1].next_after(self._clock.now())
+        return known if known is not None else entry[1].next_after(self._start(entry[0]))
 
     @property
     def active(self) -> int:
@@ -202,8 +205,17 @@ class CronTriggerPlugin:
             return
         backlog = self._backlog.pop(trigger_id, [])
         self._tasks[trigger_id] = asyncio.create_task(
-            self._run(spec, schedule, self._clock.now(), backlog), name=f"cron {trigger_id}"
+            self._run(spec, schedule, self._start(spec), backlog), name=f"cron {trigger_id}"
         )
+
+    def _start(self, spec: CronSpec) -> datetime:
+        """Where a new task counts from: now, or the newest fire already taken or accounted if that is later.
+
+        It is later only after the wall clock stepped back (an NTP correction); counting from now would then
+        emit again fires that were emitted already, or that have their Runs (`resume_from`, after a restart).
+        """
+        floors = (self._taken.get(spec.trigger_id), spec.resume_from)
+        return max((self._clock.now(), *(floor for floor in floors if floor is not None)))
 
     def _report_missed(self, spec: CronSpec, *, count: int, latest: datetime) -> None:
         self._metrics.missed.inc(count)
@@ -223,6 +235,7 @@ class CronTriggerPlugin:
             following = schedule.next_after(fire) if pending else await self._following(schedule, fire)
             await self._clock.sleep_until(fire)
             pending.append(fire)
+            self._taken[spec.trigger_id] = fire
             self._trim(spec, pending)
             self._next[spec.trigger_id] = following  # before the fire is reported: the report says what comes next
             fire = following

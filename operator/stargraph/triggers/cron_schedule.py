@@ -73,7 +73,12 @@ class CronSchedule:
         """Every fire strictly after `after`, in UTC, lazily."""
         if after.tzinfo is None:
             raise ValueError("after must be timezone-aware")
-        return (fire.astimezone(UTC) for fire in CronSim(self.expression, after.astimezone(self.zone)))
+        start = after.astimezone(UTC)
+        fires = (fire.astimezone(UTC) for fire in CronSim(self.expression, start.astimezone(self.zone)))
+        # cronsim walks a fixed-time schedule in wall-clock time and returns the first occurrence of a repeated
+        # time: started inside the second pass of a repeated hour it yields first-pass instants, which are before
+        # `after` (`30 2` from 02:10 CET gives 02:30 CEST, 40 minutes earlier). They had their turn; skip them.
+        return (fire for fire in fires if fire > start)
 
 
 def fire_times(schedule: CronSchedule, *, start: datetime, end: datetime, limit: int | None = None) -> list[datetime]:
