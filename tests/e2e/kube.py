@@ -13,9 +13,11 @@ from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi, V1ObjectMe
 from kubernetes.client.exceptions import ApiException
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
+from stargraph.triggers.keys import split_trigger_id
 
 __all__ = [
     "ANNOTATION_FIRE",
+    "ANNOTATION_TRIGGER_ID",
     "API_VERSION",
     "added_runs",
     "condition",
@@ -26,17 +28,20 @@ __all__ = [
     "fires",
     "get",
     "is_ready",
+    "list_cron_triggers",
     "list_runs",
     "parse_time",
     "patch",
     "patch_status",
     "put_secret",
+    "runs_per_fire",
     "runs_resource_version",
     "webhook_trigger",
 ]
 
 API_VERSION = f"{GROUP}/{VERSION}"
 ANNOTATION_FIRE = f"{GROUP}/scheduled-fire"
+ANNOTATION_TRIGGER_ID = f"{GROUP}/trigger-id"
 PLURALS = {"CronTrigger": "crontriggers", "WebhookTrigger": "webhooktriggers", "Run": "runs"}
 
 
@@ -89,6 +94,11 @@ def patch_status(api: ApiClient, namespace: str, plural: str, name: str, status:
 
 def list_runs(api: ApiClient, namespace: str) -> list[dict[str, Any]]:
     listing = CustomObjectsApi(api).list_namespaced_custom_object(GROUP, VERSION, namespace, "runs")
+    return cast(list[dict[str, Any]], listing["items"])  # type: ignore[index]
+
+
+def list_cron_triggers(api: ApiClient, namespace: str) -> list[dict[str, Any]]:
+    listing = CustomObjectsApi(api).list_namespaced_custom_object(GROUP, VERSION, namespace, "crontriggers")
     return cast(list[dict[str, Any]], listing["items"])  # type: ignore[index]
 
 
@@ -159,6 +169,22 @@ def fires(runs: Iterable[Mapping[str, Any]]) -> list[datetime]:
     duplicates = {fire.isoformat(): n for fire, n in counted.items() if n > 1}
     assert not duplicates, f"more than one Run per scheduled fire: {duplicates}"
     return sorted(counted)
+
+
+def runs_per_fire(runs: Iterable[Mapping[str, Any]]) -> Counter[tuple[str, datetime]]:
+    """How many of `runs` each (trigger name, scheduled fire) has; a count above 1 is a duplicate.
+
+    Every Run is read twice, from its spec (`triggerRef.name`, `scheduledFire`) and from its annotations
+    (`trigger-id`, `scheduled-fire`): a Run whose two readings disagree fails here instead of hiding a duplicate.
+    """
+    counted: Counter[tuple[str, datetime]] = Counter()
+    for run in runs:
+        spec, annotations = run["spec"], run["metadata"]["annotations"]
+        by_spec = (spec["triggerRef"]["name"], parse_time(spec["scheduledFire"]))
+        by_annotations = (split_trigger_id(annotations[ANNOTATION_TRIGGER_ID])[2], fire_of(run))
+        assert by_spec == by_annotations, f"{run['metadata']['name']}: spec {by_spec}, annotations {by_annotations}"
+        counted[by_spec] += 1
+    return counted
 
 
 def every(step_seconds: int, start: datetime, end: datetime) -> list[datetime]:

@@ -3,6 +3,7 @@
 One leads (fires cron schedules), both serve webhooks. Killing the leader with SIGKILL hands firing to the other
 within the lease duration, and the fires missed meanwhile are created exactly once. A leader cut off from the
 apiserver (its connections go through a TCP proxy the test cuts) stops firing before the other may take over.
+The order of a hand-over is read from the leadership records the replicas log, duplicates from every Run listed.
 """
 
 from __future__ import annotations
@@ -11,50 +12,21 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 import yaml
 from kubernetes.client import ApiClient
 
 from tests.e2e.conftest import OperatorIdentity, Operators
-from tests.e2e.kube import create, cron_trigger, every, fires, list_runs
-from tests.support.operator import OperatorProcess, eventually
+from tests.e2e.kube import create, cron_trigger, every, fires, list_runs, runs_per_fire
+from tests.e2e.leadership import LEASE, elect_args, leadership, leading, only, the_leader
+from tests.support.operator import eventually
 from tests.support.proxy import TcpProxy
 
 pytestmark = pytest.mark.cluster
-
-LEASE = {"duration": 4.0, "renew": 3.0, "retry": 0.5}
-
-
-def elect_args(identity: OperatorIdentity) -> list[str]:
-    return [
-        "--leader-elect",
-        "--leader-election-namespace", identity.lease_namespace,
-        "--leader-election-name", identity.lease_name,
-        "--leader-election-lease-duration", str(LEASE["duration"]),
-        "--leader-election-renew-deadline", str(LEASE["renew"]),
-        "--leader-election-retry-period", str(LEASE["retry"]),
-    ]  # fmt: skip
-
-
-def leading(process: OperatorProcess) -> bool:
-    try:
-        metrics = httpx.get(f"{process.url}/metrics", timeout=2).text
-    except httpx.HTTPError:
-        return False
-    return "stargraph_leader 1.0" in metrics
-
-
-def the_leader(*processes: OperatorProcess) -> OperatorProcess:
-    def one() -> OperatorProcess | None:
-        leaders = [p for p in processes if leading(p)]
-        return leaders[0] if len(leaders) == 1 else None
-
-    return eventually(one, timeout=LEASE["duration"] + 10, what="exactly one leader")
 
 
 def run_fires(kube_api: ApiClient, namespace: str) -> list[datetime]:
@@ -106,6 +78,9 @@ class ThreadedProxy:
     def cut(self) -> None:
         self._loop.call_soon_threadsafe(self.proxy.cut)
 
+    def heal(self) -> None:
+        self._loop.call_soon_threadsafe(self.proxy.heal)
+
 
 @pytest.fixture
 def proxied_kubeconfig(operator_identity: OperatorIdentity, tmp_path: Path) -> Iterator[tuple[Path, ThreadedProxy]]:
@@ -134,13 +109,21 @@ def test_a_partitioned_leader_stops_firing_before_the_other_takes_over(
     eventually(lambda: len(run_fires(kube_api, namespace)) >= 2 or None, timeout=15, what="Runs from a")
 
     proxy.cut()
-    cut = time.monotonic()
-    stepped_down = eventually(lambda: ((not leading(a)) and time.monotonic()) or None, timeout=LEASE["renew"] + 5)
-    took_over = eventually(lambda: (leading(b) and time.monotonic()) or None, timeout=LEASE["duration"] + 5)
-    assert stepped_down < took_over, "the cut-off leader must stop firing before the other starts"
-    assert stepped_down - cut <= LEASE["renew"] + LEASE["retry"] + 2
-    # b fires from now on; nothing was fired twice around the hand-over.
+    cut = datetime.now(UTC)
+    a_stopped = eventually(lambda: only(a, "stopped leading"), timeout=LEASE["renew"] + 5, what="a to step down")
+    b_started = eventually(lambda: only(b, "started leading"), timeout=LEASE["duration"] + 5, what="b to lead")
+    # The order is the one the two replicas logged, not the one this test's polling happened to notice.
+    assert a_stopped.at < b_started.at, f"the cut-off leader must stop first: {a_stopped} vs {b_started}"
+    assert a_stopped.reason == "renew deadline passed", a_stopped
+    assert a_stopped.at - cut <= timedelta(seconds=LEASE["renew"] + LEASE["retry"] + 2), (cut, a_stopped)
+    assert a_stopped.renew_time is not None
+    assert b_started.at - a_stopped.renew_time >= timedelta(seconds=LEASE["duration"]), (a_stopped, b_started)
+    # b fires from now on; nothing was fired twice around the hand-over, counted over every Run there is.
     after = time.time()
     eventually(lambda: run_fires(kube_api, namespace)[-1].timestamp() > after + 1 or None, timeout=10, what="b's fires")
-    scheduled = run_fires(kube_api, namespace)
-    assert len(scheduled) == len(set(scheduled))
+    duplicates = {fire: n for fire, n in runs_per_fire(list_runs(kube_api, namespace)).items() if n > 1}
+    assert not duplicates, duplicates
+    assert [r.event for r in leadership(a)] == ["started leading", "stopped leading"], leadership(a)
+    # Healed, a drains and exits as usual (cut off, its shutdown would wait on the apiserver until killed).
+    proxy.heal()
+    assert a.stop() == 0

@@ -2,8 +2,10 @@
 
 The operator under test runs exactly as a user starts it (``python -m stargraph.cli operator --kubeconfig ...``),
 in its own process group, listening on a free loopback port, logging JSON to a file. ``start()`` returns once
-``/readyz`` answers 200; ``stop()`` sends SIGTERM and returns the exit code; ``kill()`` sends SIGKILL. The log's
-tail is what a failing test shows (see ``tests/e2e/conftest.py``).
+``/readyz`` answers 200; ``stop()`` sends SIGTERM and returns the exit code; ``kill()`` sends SIGKILL;
+``pause()``/``resume()`` send SIGSTOP/SIGCONT (a frozen process whose connections stay open). The log's tail is what
+a failing test shows (see ``tests/e2e/conftest.py``); ``log_records()`` are its JSON records, for a test to read what
+the operator itself recorded and when.
 
     with OperatorProcess(kubeconfig, log_dir) as op:
         httpx.get(op.url + "/readyz")
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -25,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self, TypeVar
+from typing import IO, Any, Self, TypeVar
 
 import httpx
 
@@ -185,6 +188,7 @@ class OperatorProcess:
         process = self._require()
         if process.poll() is None:
             self._signal(signal.SIGTERM)
+            self._signal(signal.SIGCONT)  # a paused process would keep the SIGTERM pending forever
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -197,6 +201,15 @@ class OperatorProcess:
         """Send SIGTERM without waiting (``stop()`` then waits); lets several processes drain at once."""
         if self._require().poll() is None:
             self._signal(signal.SIGTERM)
+            self._signal(signal.SIGCONT)  # a paused process would keep the SIGTERM pending forever
+
+    def pause(self) -> None:
+        """SIGSTOP to the whole process group: it runs no code, yet its connections stay open, until ``resume()``."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT to the whole process group."""
+        self._signal(signal.SIGCONT)
 
     def kill(self) -> int:
         """SIGKILL (to the whole process group) and return the exit code."""
@@ -213,6 +226,22 @@ class OperatorProcess:
         except FileNotFoundError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON records logged so far, in order; other lines (a traceback printed at a crash) are skipped."""
+        try:
+            lines = self.log_file.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+        records: list[dict[str, Any]] = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
 
     def _require(self) -> subprocess.Popen[bytes]:
         assert self._process is not None, "not started"

@@ -10,6 +10,13 @@ anybody else can take over, so that two replicas never fire the same schedule at
 - the leader renews every `retry_period`, and gives up leading once `renew_deadline` (< `lease_duration`) has passed
   since its last successful renewal, i.e. before any other replica can see the Lease as expired;
 - on a clean shutdown the leader releases the Lease, so a successor takes over at once.
+
+The leader's deadline counts from the moment its last successful renewal *began* (the `renewTime` it wrote), not
+from when the answer arrived: an answer that comes late (a paused process, a slow network) must not stretch the
+leadership past what every other replica can see in the Lease.
+
+"started leading" and "stopped leading" are logged with the `renewTime` in question and, on stopping, the reason,
+so a hand-over can be reconstructed from the replicas' logs alone.
 """
 
 from __future__ import annotations
@@ -70,41 +77,59 @@ class LeaderElector:
 
     async def run(self) -> None:
         """Campaign, lead, lose, campaign again — until cancelled; then release the Lease if held."""
+        lease = f"{self._namespace}/{self._name}"
         try:
             while True:
-                await self._acquire()
+                acquired = await self._acquire()
                 self.leading = True
-                log.info("started leading", lease=f"{self._namespace}/{self._name}", identity=self.identity)
+                log.info("started leading", lease=lease, identity=self.identity, renew_time=self._renew_time())
+                reason = "shutting down"
                 try:
                     await self._started()
-                    await self._renew_until_lost()
+                    reason = await self._renew_until_lost(acquired)
                 finally:
                     self.leading = False
-                    log.warning("stopped leading", lease=f"{self._namespace}/{self._name}", identity=self.identity)
+                    log.warning(
+                        "stopped leading",
+                        lease=lease,
+                        identity=self.identity,
+                        reason=reason,
+                        renew_time=self._renew_time(),
+                    )
                     await asyncio.shield(self._stopped())
         finally:
             await asyncio.shield(self._release())
 
-    async def _acquire(self) -> None:
-        # Polling is the protocol: a Lease has no "released" notification every candidate could wait on.
-        while not await self._try_acquire_or_renew():  # noqa: ASYNC110
+    async def _acquire(self) -> float:
+        """Wait until the Lease is ours; return the monotonic time the winning attempt began."""
+        while True:
+            attempt = time.monotonic()
+            if await self._try_acquire_or_renew():
+                return attempt
+            # Polling is the protocol: a Lease has no "released" notification every candidate could wait on.
             await asyncio.sleep(self._retry)
 
-    async def _renew_until_lost(self) -> None:
-        last_renewal = time.monotonic()
+    async def _renew_until_lost(self, last_renewal: float) -> str:
+        """Renew until the Lease is lost; return why it was."""
         while True:
             await asyncio.sleep(self._retry)
-            remaining = self._renew_deadline - (time.monotonic() - last_renewal)
+            attempt = time.monotonic()
+            remaining = self._renew_deadline - (attempt - last_renewal)
             try:
                 renewed = await asyncio.wait_for(self._try_acquire_or_renew(), max(remaining, 0.01))
             except TimeoutError:
                 renewed = False
             if renewed:
-                last_renewal = time.monotonic()
+                last_renewal = attempt
             elif self._observed is not None and self._observed[0] not in ("", self.identity):
-                return  # somebody else holds it now
+                return f"held by {self._observed[0]}"
             elif time.monotonic() - last_renewal >= self._renew_deadline:
-                return
+                return "renew deadline passed"
+
+    def _renew_time(self) -> str | None:
+        """The `renewTime` of our last successful write, as the other replicas see it in the Lease."""
+        renew_time = ((self._lease or {}).get("spec") or {}).get("renewTime")
+        return renew_time if isinstance(renew_time, str) else None
 
     async def _try_acquire_or_renew(self) -> bool:
         now = datetime.now(UTC)
