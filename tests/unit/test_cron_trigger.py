@@ -10,7 +10,7 @@ from stargraph.clock import ManualClock
 from stargraph.scheduler import InMemoryRunSink, PermanentSinkError, Scheduler, SubmitResult
 from stargraph.scheduler.scheduler import RetryPolicy
 from stargraph.triggers import cron_idempotency_key
-from stargraph.triggers.cron import CronTriggerPlugin
+from stargraph.triggers.cron import CronTriggerPlugin, cron_event
 from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError
 from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.specs import CronSpec
@@ -315,3 +315,20 @@ async def test_a_fire_the_sink_refuses_for_good_is_reported_failed_and_not_retri
     await h.clock.advance_to(START + timedelta(seconds=25))
     assert rec.log == [("failed", START + timedelta(seconds=10)), ("fired", START + timedelta(seconds=20))]
     assert sink.attempts == 2
+
+
+async def test_a_pending_fire_past_its_deadline_that_has_a_run_meanwhile_is_not_counted_missed(flaky: Harness) -> None:
+    # Another replica created it while this process could not (it was frozen, or cut off from the apiserver).
+    rec = await every_two_seconds(flaky, starting_deadline_seconds=3, catch_up="All")
+    assert isinstance(flaky.sink, FlakySink)
+    await flaky.clock.advance_to(START + timedelta(seconds=1))
+    flaky.sink.down = True
+    # The 2 s fire is tried at 2, 2.5, 3.5 and 4, then not before 6: past its deadline (5 s), by when it has a Run.
+    await flaky.clock.advance_to(START + timedelta(seconds=4.5))
+    await InMemoryRunSink.create(flaky.sink, cron_event(spec(), START + timedelta(seconds=2)))
+    await flaky.clock.advance_to(START + timedelta(seconds=5.5))
+    flaky.sink.down = False
+    await flaky.clock.advance_to(START + timedelta(seconds=7))
+    assert [entry for entry in rec.log if entry[0] == "missed"] == []
+    assert ("fired", START + timedelta(seconds=2)) in rec.log
+    assert flaky.fires() == [START + timedelta(seconds=s) for s in (2, 4, 6)]

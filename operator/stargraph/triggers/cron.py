@@ -247,7 +247,14 @@ class CronTriggerPlugin:
             late = (self._clock.now() - fire).total_seconds()
             if spec.starting_deadline_seconds is not None and late > spec.starting_deadline_seconds:
                 pending.popleft()
-                self._report_missed(spec, count=1, latest=fire)
+                # Another process may have created it meanwhile (a replica that took over while this one was
+                # frozen): a fire with a Run is never counted missed.
+                assert self._scheduler is not None
+                existing = self._scheduler.sink.lookup(cron_idempotency_key(spec.trigger_id, fire))
+                if existing is not None:
+                    self._observer.fired(spec, fire, SubmitResult(run=existing, created=False))
+                else:
+                    self._report_missed(spec, count=1, latest=fire)
                 continue
             try:
                 result = await self._fire(spec, fire)
