@@ -5,13 +5,17 @@ end-to-end `operator_identity` re-exported here would install the chart a second
 whenever both directories run in one session. So the fault tests run their operators as the ServiceAccount of a
 release of their own (same values, its own namespace and Lease); the other fixtures are the end-to-end ones.
 ``leak_watch`` collects the secrets a test uses, to search its operators' logs and its error answers for them.
+``proxy`` is a fault proxy in front of the apiserver, and ``proxied_kubeconfig`` the operators' kubeconfig that
+sends every call through it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.e2e.conftest import (  # noqa: F401
     CHART_VALUES,
@@ -23,7 +27,8 @@ from tests.e2e.conftest import (  # noqa: F401
 )
 from tests.faults.leaks import LeakWatch, kubeconfig_token
 from tests.support.chart import install_chart
-from tests.support.controlplane import KubeCluster
+from tests.support.controlplane import ControlPlane, KubeCluster
+from tests.support.fault_proxy import FaultProxy, fault_proxy
 
 RELEASE = "faults"
 CHART_NAMESPACE = "stargraph-faults"
@@ -46,3 +51,27 @@ def leak_watch(operator_identity: OperatorIdentity) -> LeakWatch:
     watch = LeakWatch()
     watch.secret(kubeconfig_token(operator_identity.kubeconfig), what="the operator's ServiceAccount token")
     return watch
+
+
+@pytest.fixture
+def proxy(control_plane: KubeCluster) -> Iterator[FaultProxy]:
+    if not isinstance(control_plane, ControlPlane):
+        pytest.skip("serves the apiserver's certificate: needs the project's own control plane")
+    with fault_proxy(
+        upstream=control_plane.server,
+        ca_file=control_plane.ca_file,
+        cert_file=control_plane.serving_cert_file,
+        key_file=control_plane.serving_key_file,
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def proxied_kubeconfig(proxy: FaultProxy, operator_identity: OperatorIdentity, tmp_path: Path) -> Path:
+    """The operators' kubeconfig with the fault proxy as the server: watches, creates, status and Events go through."""
+    config = yaml.safe_load(operator_identity.kubeconfig.read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = proxy.url
+    kubeconfig = tmp_path / "through-proxy.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    return kubeconfig

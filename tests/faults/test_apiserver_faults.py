@@ -10,23 +10,20 @@ reported (Event and metric) and the object is left exactly as it was.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from kubernetes.client import ApiClient, CustomObjectsApi, EventsV1Api
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.naming import run_name
 from stargraph.triggers.keys import cron_idempotency_key, format_fire_time, trigger_id
-from tests.e2e.conftest import OperatorIdentity, Operators
+from tests.e2e.conftest import Operators
 from tests.e2e.kube import create, cron_trigger, every, list_runs, parse_time, runs_per_fire
-from tests.support.controlplane import ControlPlane, KubeCluster
-from tests.support.fault_proxy import FaultProxy, fault_proxy
+from tests.support.fault_proxy import FaultProxy
 from tests.support.operator import OperatorProcess, eventually
 
 pytestmark = pytest.mark.cluster
@@ -35,29 +32,9 @@ SLOT = 2
 
 
 @pytest.fixture
-def proxy(control_plane: KubeCluster) -> Iterator[FaultProxy]:
-    if not isinstance(control_plane, ControlPlane):
-        pytest.skip("serves the apiserver's certificate: needs the project's own control plane")
-    with fault_proxy(
-        upstream=control_plane.server,
-        ca_file=control_plane.ca_file,
-        cert_file=control_plane.serving_cert_file,
-        key_file=control_plane.serving_key_file,
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-def operator(
-    proxy: FaultProxy, operators: Operators, operator_identity: OperatorIdentity, tmp_path: Path
-) -> OperatorProcess:
+def operator(operators: Operators, proxied_kubeconfig: Path) -> OperatorProcess:
     """An operator whose every API call (watches, creates, status, Events) goes through the fault proxy."""
-    config = yaml.safe_load(operator_identity.kubeconfig.read_text())
-    for cluster in config["clusters"]:
-        cluster["cluster"]["server"] = proxy.url
-    kubeconfig = tmp_path / "through-proxy.kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
-    return operators.start("operator", kubeconfig=kubeconfig)
+    return operators.start("operator", kubeconfig=proxied_kubeconfig)
 
 
 def metric(process: OperatorProcess, name: str, **labels: str) -> float:

@@ -14,13 +14,11 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
@@ -29,8 +27,8 @@ from tests.e2e.conftest import OperatorIdentity, Operators
 from tests.e2e.kube import condition, create, cron_trigger, get, put_secret, webhook_trigger
 from tests.faults.leaks import LeakWatch, kubeconfig_token
 from tests.faults.targets import JSON, bearer, ready_hook
-from tests.support.controlplane import ControlPlane, KubeCluster
-from tests.support.fault_proxy import Fault, FaultProxy, fault_proxy
+from tests.support.controlplane import KubeCluster
+from tests.support.fault_proxy import Fault, FaultProxy
 from tests.support.operator import OperatorProcess, eventually
 
 pytestmark = pytest.mark.cluster
@@ -121,35 +119,16 @@ def test_webhook_secrets_and_bearer_tokens_appear_nowhere(
     leak_watch.assert_none_leaked(operators)
 
 
-@pytest.fixture
-def proxy(control_plane: KubeCluster) -> Iterator[FaultProxy]:
-    if not isinstance(control_plane, ControlPlane):
-        pytest.skip("serves the apiserver's certificate: needs the project's own control plane")
-    with fault_proxy(
-        upstream=control_plane.server,
-        ca_file=control_plane.ca_file,
-        cert_file=control_plane.serving_cert_file,
-        key_file=control_plane.serving_key_file,
-    ) as running:
-        yield running
-
-
 def test_apiserver_errors_around_tokens_leak_no_token(
     proxy: FaultProxy,
     operators: Operators,
-    operator_identity: OperatorIdentity,
     control_plane: KubeCluster,
     kube_api: ApiClient,
     namespace: str,
     leak_watch: LeakWatch,
-    tmp_path: Path,
+    proxied_kubeconfig: Path,
 ) -> None:
-    config = yaml.safe_load(operator_identity.kubeconfig.read_text())
-    for cluster in config["clusters"]:
-        cluster["cluster"]["server"] = proxy.url
-    kubeconfig = tmp_path / "through-proxy.kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(config))
-    operator = operators.start("leaks-proxied", kubeconfig=kubeconfig, extra_args=DEBUG)
+    operator = operators.start("leaks-proxied", kubeconfig=proxied_kubeconfig, extra_args=DEBUG)
     create(kube_api, namespace, cron_trigger("target", "0 0 1 1 *"))
     caller = bearer(control_plane, kube_api, namespace, "caller", leak_watch, may_create_runs=True)
     eventually(lambda: manual_run(operator, namespace, caller, leak_watch).status_code == 201, timeout=10)
