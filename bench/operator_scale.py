@@ -12,6 +12,9 @@
    (target < 2% of a core).
 
     python -m bench operator_scale [--fire N] [--ready M] [--idle-seconds S] [--kubeconfig K]
+
+Other benchmarks reuse ``install_crds``, ``ensure_namespace``, ``watch_until``, ``is_ready``, ``settle``,
+``percentiles`` and ``CpuMeter``.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from stargraph.runs import TriggerObject, build_run
 from stargraph.triggers.cron import cron_event
 from stargraph.triggers.specs import CronSpec
 
-__all__ = ["main"]
+__all__ = ["CpuMeter", "ensure_namespace", "install_crds", "is_ready", "main", "percentiles", "settle", "watch_until"]
 
 REPO = Path(__file__).resolve().parent.parent
 RAW_CONCURRENCY = 32
@@ -56,13 +59,19 @@ def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
     return done.stdout
 
 
+def install_crds(kubeconfig: Path) -> None:
+    """Apply the project's CRDs and wait until every CRD is established."""
+    _kubectl(kubeconfig, "apply", "-f", str(REPO / "crds"))
+    _kubectl(kubeconfig, "wait", "--for", "condition=established", "--timeout=60s", "crd", "--all")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _percentiles(values: Sequence[float]) -> tuple[float, float, float, float]:
+def percentiles(values: Sequence[float]) -> tuple[float, float, float, float]:
     """First, p50, p99, last."""
     ordered = sorted(values)
     p = statistics.quantiles(ordered, n=100, method="inclusive")
@@ -102,7 +111,7 @@ class CpuMeter:
         return "  ".join(f"{name} {seconds / count * 1000:.2f}" for name, seconds in sorted(self.used.items()))
 
 
-async def _settle(pid: int, *, timeout: float = 120.0) -> None:
+async def settle(pid: int, *, timeout: float = 120.0) -> None:
     """Return once the process used under 5% of a core over a second."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -122,7 +131,7 @@ def _cron_trigger(namespace: str, name: str, schedule: str) -> dict[str, Any]:
     }
 
 
-async def _ensure_namespace(api: KubeClient, name: str) -> None:
+async def ensure_namespace(api: KubeClient, name: str) -> None:
     """Create namespace `name` unless it exists; a busy apiserver (timeouts, 429, 5xx) is retried for a minute."""
     body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
     for _ in range(30):
@@ -161,7 +170,7 @@ async def raw_baseline(
     """The same creates the operator makes: Runs built by `build_run`, owned by real CronTriggers (the
     garbage collector tracks owned objects, which costs the control plane work too). Each Run counts when the
     bench's watch sees it, exactly as in `fire_burst`, relative to the start of the creates."""
-    await _ensure_namespace(api, namespace)
+    await ensure_namespace(api, namespace)
     triggers = path(group=GROUP, version=VERSION, plural="crontriggers", namespace=namespace)
     await _create_all(api, triggers, [_cron_trigger(namespace, f"raw-{i}", "0 0 1 1 *") for i in range(count)])
     bodies = []
@@ -170,7 +179,7 @@ async def raw_baseline(
         spec = CronSpec(name=trigger.name, namespace=namespace, schedule="0 0 1 1 *")
         bodies.append(build_run(cron_event(spec, fire), trigger=trigger, source="cron"))
     runs = path(group=GROUP, version=VERSION, plural="runs", namespace=namespace)
-    watcher = asyncio.create_task(_watch_until(api, runs, count=count, done=lambda _: True, timeout=120))
+    watcher = asyncio.create_task(watch_until(api, runs, count=count, done=lambda _: True, timeout=120))
     await asyncio.sleep(0.5)  # the watch is listed and open before the first create
     started = time.monotonic()
     if cpu:
@@ -182,7 +191,7 @@ async def raw_baseline(
     return [at - started for at in seen.values()]
 
 
-async def _watch_until(api: KubeClient, collection: str, *, count: int, done: Any, timeout: float) -> dict[str, float]:
+async def watch_until(api: KubeClient, collection: str, *, count: int, done: Any, timeout: float) -> dict[str, float]:
     """Names → monotonic time at which `done(obj)` first held, until `count` names or `timeout`."""
     seen: dict[str, float] = {}
     for _ in range(50):  # a CRD just established answers 429 "storage is (re)initializing" for a moment
@@ -215,7 +224,7 @@ async def _watch_until(api: KubeClient, collection: str, *, count: int, done: An
     return seen
 
 
-def _ready(obj: dict[str, Any]) -> bool:
+def is_ready(obj: dict[str, Any]) -> bool:
     status = obj.get("status") or {}
     if status.get("observedGeneration") != obj["metadata"].get("generation"):
         return False
@@ -226,7 +235,7 @@ async def fire_burst(
     api: KubeClient, kubeconfig: Path, namespace: str, count: int, *, cpu: CpuMeter | None = None
 ) -> list[float]:
     """Seconds from the shared fire instant until each Run was seen."""
-    await _ensure_namespace(api, namespace)
+    await ensure_namespace(api, namespace)
     fire = (datetime.now(UTC) + timedelta(seconds=45)).replace(microsecond=0)
     schedule = f"{fire.second} {fire.minute} {fire.hour} {fire.day} {fire.month} *"
     triggers = [_cron_trigger(namespace, f"burst-{i}", schedule) for i in range(count)]
@@ -238,7 +247,7 @@ async def fire_burst(
             await api.create(collection, body)
 
     await asyncio.gather(*(create(t) for t in triggers))
-    ready = await _watch_until(api, collection, count=count, done=_ready, timeout=40)
+    ready = await watch_until(api, collection, count=count, done=is_ready, timeout=40)
     if len(ready) < count:
         raise RuntimeError(f"only {len(ready)}/{count} triggers Ready before the fire")
     seconds_to_fire = (fire - datetime.now(UTC)).total_seconds()
@@ -248,7 +257,7 @@ async def fire_burst(
     if cpu:
         asyncio.get_running_loop().call_later(seconds_to_fire, cpu.start)
     runs = path(group=GROUP, version=VERSION, plural="runs", namespace=namespace)
-    seen = await _watch_until(api, runs, count=count, done=lambda _: True, timeout=seconds_to_fire + 60)
+    seen = await watch_until(api, runs, count=count, done=lambda _: True, timeout=seconds_to_fire + 60)
     if cpu:
         cpu.stop()
     if len(seen) < count:
@@ -257,7 +266,7 @@ async def fire_burst(
 
 
 async def apply_to_ready(api: KubeClient, kubeconfig: Path, namespace: str, count: int) -> tuple[float, float]:
-    await _ensure_namespace(api, namespace)
+    await ensure_namespace(api, namespace)
     manifest = {
         "apiVersion": "v1",
         "kind": "List",
@@ -268,7 +277,7 @@ async def apply_to_ready(api: KubeClient, kubeconfig: Path, namespace: str, coun
         json.dump(manifest, file)
         file.flush()
         started = time.monotonic()
-        watcher = asyncio.create_task(_watch_until(api, collection, count=count, done=_ready, timeout=900))
+        watcher = asyncio.create_task(watch_until(api, collection, count=count, done=is_ready, timeout=900))
         applying = await asyncio.create_subprocess_exec(
             "kubectl",
             "--kubeconfig",
@@ -297,15 +306,15 @@ async def _fire_rounds(
     now = datetime.now(UTC).replace(microsecond=0)
     namespaces = [f"bench-fire-{i}" for i in range(rounds)]
     for namespace in namespaces:
-        await _ensure_namespace(api, namespace)
+        await ensure_namespace(api, namespace)
     watching = [arg for namespace in namespaces for arg in ("--watch-namespace", namespace)]
     raw, burst, cpu = [], [], []
     with OperatorProcess(kubeconfig, scratch, name="burst", extra_args=["--log-level", "WARNING", *watching]) as op:
         for i, namespace in enumerate(namespaces):
-            await _settle(op.pid)  # the previous burst's status writes and Events are done
+            await settle(op.pid)  # the previous burst's status writes and Events are done
             raw_cpu, op_cpu = CpuMeter(pids), CpuMeter({**pids, "operator": op.pid})
-            raw.append(_percentiles(await raw_baseline(api, f"bench-raw-{i}", fire, fire=now, cpu=raw_cpu)))
-            burst.append(_percentiles(await fire_burst(api, kubeconfig, namespace, fire, cpu=op_cpu)))
+            raw.append(percentiles(await raw_baseline(api, f"bench-raw-{i}", fire, fire=now, cpu=raw_cpu)))
+            burst.append(percentiles(await fire_burst(api, kubeconfig, namespace, fire, cpu=op_cpu)))
             cpu.append((raw_cpu, op_cpu))
     print(f"fire burst: {fire} CronTriggers due at one instant; seconds until the watch sees each Run")
     for i, ((first, p50, p99, most), (op_first, op50, op99, op_most)) in enumerate(zip(raw, burst, strict=True)):
@@ -332,8 +341,7 @@ async def _run(
     scratch: Path,
     pids: Mapping[str, int],
 ) -> None:
-    _kubectl(kubeconfig, "apply", "-f", str(REPO / "crds"))
-    _kubectl(kubeconfig, "wait", "--for", "condition=established", "--timeout=60s", "crd", "--all")
+    install_crds(kubeconfig)
     async with KubeClient(load_credentials(kubeconfig=str(kubeconfig))) as api:
         # Unmeasured warm-up: a new CRD's creates are held for a moment, and connections and caches fill.
         await raw_baseline(api, "bench-warmup", 200, fire=datetime(2000, 1, 1, tzinfo=UTC))
