@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv controlplane helm test unit cluster lint typecheck bench run clean
+.PHONY: venv controlplane helm test unit cluster faults lint typecheck bench run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ unit: venv
 
 cluster: venv controlplane helm
 	$(PY) -m pytest -q -m cluster $(PYTEST_ARGS)
+
+faults: venv controlplane helm
+	$(PY) -m pytest -q tests/faults $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check operator tests bench
