@@ -156,7 +156,7 @@ class CronController:
             catch_up=spec.catch_up.value,
             catch_up_limit=spec.catch_up_limit,
             concurrency_policy=spec.concurrency_policy.value,
-            resume_from=self._resume_from(key, last, last_missed) or parse_time(metadata.get("creationTimestamp")),
+            resume_from=self._resume_from(key, last, last_missed, parse_time(metadata.get("creationTimestamp"))),
             payload=trigger_payload(trigger),
         )
         self._triggers[key] = _Trigger(
@@ -193,6 +193,9 @@ class CronController:
 
     def _resume_from(self, key: tuple[str, str], *accounted: datetime | None) -> datetime | None:
         """The newest fire already accounted for: created (in status, or only as a Run), or counted missed.
+
+        `accounted` holds the status times and the trigger's creation: a trigger never catches up a fire from before
+        it existed, whatever Runs an earlier trigger of the same name left behind.
 
         A Run can exist although the status write naming it was lost (the process was killed in between): its fire
         is accounted for all the same, so catch-up neither creates it again nor counts it missed.
