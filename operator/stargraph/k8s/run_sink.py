@@ -3,7 +3,8 @@
 `create` resolves the trigger a Run belongs to (from the event's payload, or by reading the trigger for a manual
 run that names it), builds the manifest with `stargraph.runs.build_run`, and POSTs it. A 409 is examined, never
 trusted blindly: the existing Run is a duplicate only if it carries the same idempotency key and belongs to the
-same trigger (uid); anything else is a conflict that is reported and never adopted.
+same trigger (uid); anything else is a conflict that is reported and never adopted. Why that is all exactly-once
+needs: docs/architecture.md ("The promise everything serves").
 """
 
 from __future__ import annotations

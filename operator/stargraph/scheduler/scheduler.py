@@ -5,7 +5,8 @@ caller's task — the redelivery path never touches the queue), and against crea
 caller awaits the first one's result). The sink's own idempotent create settles whatever races remain (another
 replica, an index that lags). Transient sink errors are retried with backoff (longer when the error carries a
 `retry_after` in seconds, as the Kubernetes client's 429s do); a caller that still gets an error can retry the fire
-(a webhook sender will, the cron trigger does), because nothing half-done is left behind.
+(a webhook sender will, the cron trigger does), because nothing half-done is left behind. Where this sits on the
+path of a fire: docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ reported missed) or is crowded out: while fires are pending, a fire that comes d
 trimmed the way catch-up after a restart is (`All` keeps the newest `catch_up_limit`, `Latest` and `None` the newest
 one; every fire trimmed is reported missed). A fire the sink refuses for good (`PermanentSinkError`) is reported
 failed and not retried. Pending fires live only in memory: after a restart or a leader change, catch-up from the
-newest accounted fire finds them again.
+newest accounted fire finds them again (docs/architecture.md, "The path of a cron fire").
 
 Two optional collaborators come through `deps`: a `CronGate` asked before each fire of a spec whose concurrency
 policy is not Allow, and a `CronObserver` told about every outcome (the operator turns those into status and

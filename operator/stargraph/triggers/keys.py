@@ -10,7 +10,7 @@ Encoding (version 1; changing any byte here would make old Runs unrecognisable, 
 
 ``rfc3339`` is the instant in UTC as ``YYYY-MM-DDTHH:MM:SSZ``, with ``.ffffff`` before the ``Z`` only when the
 microseconds are not zero. Digests are lower-case hex (64 characters). NUL cannot occur in a trigger id, so the
-concatenation is unambiguous.
+concatenation is unambiguous. docs/architecture.md ("Idempotency keys") states the same for readers of the docs.
 """
 
 from __future__ import annotations
