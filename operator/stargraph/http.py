@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stargraph.errors import StargraphError
+
 __all__ = ["HttpError", "HttpRequest", "HttpResponse", "Route", "error_body", "ignored_response", "run_response"]
 
 
@@ -50,14 +52,12 @@ def ignored_response(reason: str, message: str) -> HttpResponse:
     return HttpResponse(status=202, body={"ignored": {"reason": reason, "message": message}, "created": False})
 
 
-class HttpError(Exception):
+class HttpError(StargraphError):
     """Raised by a handler to answer with an error status; the serve layer turns it into `error_body`."""
 
     def __init__(self, status: int, reason: str, message: str, *, retry_after: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(reason, message)
         self.status = status
-        self.reason = reason
-        self.message = message
         self.retry_after = retry_after
         """Seconds after which the same request may succeed; sent as `Retry-After`."""
 

@@ -173,8 +173,7 @@ class CronController:
             schedule = self._plugin.apply(cron_spec, catch_up=first)
         except ScheduleError as exc:
             del self._triggers[key]
-            reason = "UnknownTimeZone" if exc.field == "timeZone" else "InvalidSchedule"
-            self._stall(body, reason=reason, message=f"spec.{exc.field}: {exc.message}")
+            self._stall(body, reason=exc.reason, message=f"spec.{exc}")
             return
         wanted = {
             "observedGeneration": generation,

@@ -29,6 +29,7 @@ from stargraph.controller.event_recorder import EventRecorder
 from stargraph.controller.kinds import WEBHOOK
 from stargraph.controller.reporting import report_stalled
 from stargraph.controller.status_writer import StatusWriter
+from stargraph.errors import StargraphError
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound
 from stargraph.k8s.informer import Change
@@ -52,11 +53,8 @@ _Key = tuple[str, str]
 """(namespace, name) of a trigger or of a Secret."""
 
 
-class _Stalled(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
+class _Stalled(StargraphError):
+    """The trigger cannot serve: `reason` is the Stalled condition's reason, `message` names the field."""
 
 
 @dataclass

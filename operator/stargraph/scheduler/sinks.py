@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from stargraph.errors import StargraphError
 from stargraph.naming import run_name
 from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.keys import split_trigger_id
@@ -41,16 +42,15 @@ class SubmitResult:
     """False when the event matched a Run that already existed or was being created."""
 
 
-class PermanentSinkError(Exception):
+class PermanentSinkError(StargraphError):
     """A create that retrying cannot fix (invalid object, unknown trigger, name owned by another); not retried.
 
     `status` and `reason` say how an HTTP caller should be answered.
     """
 
     def __init__(self, message: str, *, status: int = 409, reason: str = "conflict") -> None:
-        super().__init__(message)
+        super().__init__(reason, message)
         self.status = status
-        self.reason = reason
 
 
 class RunSink(Protocol):

@@ -21,16 +21,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
+from stargraph.errors import StargraphError
+
 __all__ = ["CatchUpPlan", "CronSchedule", "ScheduleError", "fire_times", "plan_catch_up"]
 
 
-class ScheduleError(ValueError):
-    """A schedule or time zone that cannot be used; `field` names the offending spec field."""
+class ScheduleError(StargraphError, ValueError):
+    """A schedule or time zone that cannot be used; `field` names the offending spec field.
+
+    `reason` is the Stalled condition's: `UnknownTimeZone` for `timeZone`, `InvalidSchedule` for `schedule`.
+    """
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__("UnknownTimeZone" if field == "timeZone" else "InvalidSchedule", message)
         self.field = field
-        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
 
 
 def _load_zone(name: str) -> ZoneInfo:

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from stargraph.errors import StargraphError
+
 __all__ = ["InvalidTrigger", "KubernetesTrigger", "TriggerKind"]
 
 
@@ -32,13 +34,8 @@ class TriggerKind:
         return f"{self.group}/{self.version}"
 
 
-class InvalidTrigger(Exception):
+class InvalidTrigger(StargraphError):
     """The object cannot be acted on; `reason` is CamelCase, `message` names the field (`spec.queue: ...`)."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 @runtime_checkable

@@ -39,6 +39,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from stargraph.errors import StargraphError
+
 __all__ = ["SignatureError", "SignatureScheme", "Verification", "parse_secret", "sign", "verify"]
 
 _MAX_HEADER_CHARS = 8 * 1024
@@ -60,7 +62,7 @@ class SignatureScheme(enum.StrEnum):
     STANDARD_WEBHOOKS = "standard-webhooks"
 
 
-class SignatureError(Exception):
+class SignatureError(StargraphError):
     """A delivery that failed verification.
 
     `status` is the HTTP answer (400 malformed, 401 unauthenticated), `reason` a stable snake_case label for
@@ -68,10 +70,8 @@ class SignatureError(Exception):
     """
 
     def __init__(self, *, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(reason, message)
         self.status = status
-        self.reason = reason
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
