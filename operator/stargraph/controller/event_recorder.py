@@ -17,6 +17,7 @@ import structlog
 from stargraph.controller.status_writer import yield_to_runs
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.events import ObjectRef, record_event
+from stargraph.workers import WorkerPool
 
 __all__ = ["RETRY_SECONDS", "EventRecorder"]
 
@@ -39,9 +40,7 @@ class EventRecorder:
     ) -> None:
         self._api = api
         self._runs_created = runs_created
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=capacity)
-        self._workers_wanted = workers
-        self._workers: list[asyncio.Task[None]] = []
+        self._pool: WorkerPool[_Item] = WorkerPool(self._handle, workers=workers, name="events", capacity=capacity)
         self.dropped = 0
 
     def normal(self, involved: ObjectRef, reason: str, message: str) -> None:
@@ -51,34 +50,22 @@ class EventRecorder:
         self._put((involved, "Warning", reason, message))
 
     def _put(self, item: _Item) -> None:
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if not self._pool.put(item):
             self.dropped += 1
 
     async def start(self) -> None:
-        self._workers = [asyncio.create_task(self._work(), name=f"events-{i}") for i in range(self._workers_wanted)]
+        await self._pool.start()
 
     async def stop(self, *, timeout: float = 5.0) -> None:
         if self.dropped:
             log.warning("events dropped because the queue was full", dropped=self.dropped)
-        try:
-            await asyncio.wait_for(self._queue.join(), timeout)
-        except TimeoutError:
-            log.warning("events left unposted at shutdown", pending=self._queue.qsize())
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        if not await self._pool.stop(timeout=timeout):
+            log.warning("events left unposted at shutdown", pending=self._pool.queued)
 
-    async def _work(self) -> None:
-        while True:
-            involved, type_, reason, message = await self._queue.get()
-            if self._runs_created is not None:
-                await yield_to_runs(self._runs_created)
-            try:
-                await self._post(involved, type_, reason, message)
-            finally:
-                self._queue.task_done()
+    async def _handle(self, item: _Item) -> None:
+        if self._runs_created is not None:
+            await yield_to_runs(self._runs_created)
+        await self._post(*item)
 
     async def _post(self, involved: ObjectRef, type_: Literal["Normal", "Warning"], reason: str, message: str) -> None:
         loop = asyncio.get_running_loop()

@@ -21,6 +21,7 @@ from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import ApiError, ApiUnavailable, KubeError, NotFound
 from stargraph.k8s.paths import path
+from stargraph.workers import WorkerPool
 
 __all__ = ["RETRY_SECONDS", "StatusWriter", "merge", "yield_to_runs"]
 
@@ -70,10 +71,8 @@ class StatusWriter:
         self._runs_created = runs_created
         self._pending: dict[ObjectKey, dict[str, Any]] = {}
         self._inflight: set[ObjectKey] = set()  # one write per object at a time, so an older one never lands last
-        self._queue: asyncio.Queue[ObjectKey] = asyncio.Queue()
-        self._workers_wanted = workers
         self._attempts = attempts
-        self._workers: list[asyncio.Task[None]] = []
+        self._pool: WorkerPool[ObjectKey] = WorkerPool(self._handle, workers=workers, name="status-writer")
 
     def update(
         self,
@@ -91,41 +90,31 @@ class StatusWriter:
             return
         self._pending[key] = dict(status)
         if key not in self._inflight:
-            self._queue.put_nowait(key)
+            self._pool.put(key)
 
     def forget(self, *, plural: str, namespace: str, name: str, group: str = GROUP, version: str = VERSION) -> None:
         self._pending.pop((group, version, plural, namespace, name), None)
 
     async def start(self) -> None:
-        self._workers = [
-            asyncio.create_task(self._work(), name=f"status-writer-{i}") for i in range(self._workers_wanted)
-        ]
+        await self._pool.start()
 
     async def stop(self, *, timeout: float = 10.0) -> None:
         """Write what is pending (up to `timeout`), then stop."""
-        try:
-            await asyncio.wait_for(self._queue.join(), timeout)
-        except TimeoutError:
+        if not await self._pool.stop(timeout=timeout):
             log.warning("status writes left unwritten at shutdown", pending=len(self._pending))
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
 
-    async def _work(self) -> None:
-        while True:
-            key = await self._queue.get()
-            if self._runs_created is not None:
-                await yield_to_runs(self._runs_created)
-            status = self._pending.pop(key, None)
-            try:
-                if status is not None:
-                    self._inflight.add(key)
-                    await self._write(key, status)
-            finally:
-                self._inflight.discard(key)
-                if key in self._pending:
-                    self._queue.put_nowait(key)
-                self._queue.task_done()
+    async def _handle(self, key: ObjectKey) -> None:
+        if self._runs_created is not None:
+            await yield_to_runs(self._runs_created)
+        status = self._pending.pop(key, None)
+        try:
+            if status is not None:
+                self._inflight.add(key)
+                await self._write(key, status)
+        finally:
+            self._inflight.discard(key)
+            if key in self._pending:
+                self._pool.put(key)  # changed meanwhile: written again, after this write
 
     async def _write(self, key: ObjectKey, status: dict[str, Any]) -> None:
         group, version, plural, namespace, name = key

@@ -12,7 +12,6 @@ path of a fire: docs/architecture.md.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ from stargraph.metrics import Metrics
 from stargraph.scheduler.sinks import PermanentSinkError, RunSink, SubmitResult
 from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.keys import split_trigger_id
+from stargraph.workers import WorkerPool
 
 __all__ = ["RetryPolicy", "Scheduler", "SchedulerStopped"]
 
@@ -77,14 +77,12 @@ class Scheduler:
         self.sink = sink
         self.metrics = metrics or Metrics()
         self.clock: Clock = clock or SystemClock()
-        self._workers_wanted = workers
         self._retry = retry
         self._on_result = on_result
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._pool: WorkerPool[_Job] = WorkerPool(self._handle, workers=workers, name="scheduler")
         self._inflight: dict[str, asyncio.Future[SubmitResult]] = {}
         self._idle = asyncio.Event()
         self._idle.set()
-        self._workers: list[asyncio.Task[None]] = []
         self._accepting = False
         # Label lookups cost a lock and a dict probe each; the duplicate path is hot enough to keep them bound.
         self._fires = _Labelled(self.metrics.fires)
@@ -99,20 +97,15 @@ class Scheduler:
         await self._idle.wait()
 
     async def start(self) -> None:
-        if self._workers:
+        if self._pool.started:
             return
         self._accepting = True
-        self._workers = [asyncio.create_task(self._work(), name=f"scheduler-{i}") for i in range(self._workers_wanted)]
+        await self._pool.start()
 
     async def stop(self, *, timeout: float = 30.0) -> None:
         """Stop accepting, finish the creations already queued (up to `timeout`), then stop the workers."""
         self._accepting = False
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout)
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
+        await self._pool.stop(timeout=timeout)
         for future in self._inflight.values():
             if not future.done():
                 future.set_exception(SchedulerStopped("scheduler stopped before the Run was created"))
@@ -144,31 +137,29 @@ class Scheduler:
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         self._idle.clear()
-        self._queue.put_nowait((event, future))
+        self._pool.put((event, future))
         # Shielded: a caller that goes away (client disconnect) must not cancel a creation others may be awaiting.
         return await asyncio.shield(future)
 
-    async def _work(self) -> None:
-        while True:
-            event, future = await self._queue.get()
-            try:
-                result = await self._create(event)
-            except Exception as exc:
-                if not future.done():
-                    future.set_exception(exc)
-            else:
-                if not future.done():
-                    future.set_result(result)
-                if self._on_result is not None:
-                    self._on_result(event, result)
-            finally:
-                self._inflight.pop(event.idempotency_key, None)
-                if not self._inflight:
-                    self._idle.set()
-                self._queue.task_done()
-            # Nobody may be awaiting (the caller went away); retrieve the exception so asyncio does not warn.
-            if future.done() and not future.cancelled():
-                future.exception()
+    async def _handle(self, job: _Job) -> None:
+        event, future = job
+        try:
+            result = await self._create(event)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(result)
+            if self._on_result is not None:
+                self._on_result(event, result)
+        finally:
+            self._inflight.pop(event.idempotency_key, None)
+            if not self._inflight:
+                self._idle.set()
+        # Nobody may be awaiting (the caller went away); retrieve the exception so asyncio does not warn.
+        if future.done() and not future.cancelled():
+            future.exception()
 
     async def _create(self, event: TriggerEvent) -> SubmitResult:
         source = _source(event)
