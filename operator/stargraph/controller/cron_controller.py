@@ -1,16 +1,16 @@
-"""CronTrigger objects → the cron plugin, and the cron plugin's outcomes → status, Events and Run history.
+"""CronTrigger objects → the cron plugin: validation, the spec applied, conditions, and catch-up's starting point.
 
-The controller is also the plugin's `CronGate` (concurrency policy, judged on the Run index's active Runs) and its
-`CronObserver` (status fields and Events per fire). Reconciling is idempotent and cheap when nothing changed: an
-object whose generation was already applied (our own status writes come back as such events) costs a dict lookup.
+The controller owns the registry of the triggers this replica fires (`cron_state`) and the three parts that read
+it: the plugin's gate (`cron_gate`, concurrency policy), its observer (`cron_reports`, status and Events per fire)
+and the Run history (`run_history`, active list and pruning). Reconciling is idempotent and cheap when nothing
+changed: an object whose generation was already applied (our own status writes come back as such events) costs a
+dict lookup.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -20,21 +20,21 @@ from pydantic import ValidationError
 from stargraph.api.v1alpha1 import CronTriggerSpec
 from stargraph.clock import Clock
 from stargraph.controller import conditions
+from stargraph.controller.cron_gate import ConcurrencyGate
+from stargraph.controller.cron_reports import CronReports
+from stargraph.controller.cron_state import CronTriggers, CronTriggerState, TriggerName, fmt
 from stargraph.controller.event_recorder import EventRecorder
 from stargraph.controller.kinds import CRON, object_ref, parse_time
 from stargraph.controller.reporting import report_stalled
-from stargraph.controller.status_writer import StatusWriter, yield_to_runs
+from stargraph.controller.run_history import RunHistory
+from stargraph.controller.status_writer import StatusWriter
 from stargraph.k8s.client import KubeClient
-from stargraph.k8s.errors import KubeError, NotFound
-from stargraph.k8s.events import ObjectRef
-from stargraph.k8s.run_index import RunIndex, RunInfo, TriggerKey
-from stargraph.k8s.run_sink import runs_path
+from stargraph.k8s.run_index import RunIndex
 from stargraph.runs import TriggerObject, trigger_payload
-from stargraph.scheduler.sinks import PermanentSinkError, SubmitResult
 from stargraph.triggers.base import describe_validation_error
 from stargraph.triggers.cron import CronTriggerPlugin
 from stargraph.triggers.cron_schedule import ScheduleError
-from stargraph.triggers.keys import format_fire_time, trigger_id
+from stargraph.triggers.keys import trigger_id
 from stargraph.triggers.specs import CronSpec
 
 __all__ = ["CronController"]
@@ -42,22 +42,6 @@ __all__ = ["CronController"]
 log = structlog.get_logger("stargraph.controller")
 
 KIND, PLURAL = CRON.kind, CRON.plural
-
-
-@dataclass
-class _Trigger:
-    uid: str
-    generation: int
-    spec: CronTriggerSpec
-    ref: ObjectRef
-    last_schedule_time: datetime | None
-    missed: int
-    last_missed: datetime | None
-    active: list[str] = field(default_factory=list)
-
-
-def _fmt(when: datetime | None) -> str | None:
-    return format_fire_time(when) if when else None
 
 
 class CronController:
@@ -74,30 +58,26 @@ class CronController:
         leading: bool = True,
     ) -> None:
         self.leading = leading
-        self._runs_created = runs_created
-        self._bodies: dict[tuple[str, str], Mapping[str, Any]] = {}
-        self._api = api
+        self._bodies: dict[TriggerName, Mapping[str, Any]] = {}
         self._plugin = plugin
         self._index = index
         self._status = status
         self._events = events
         self._clock = clock
-        self._triggers: dict[tuple[str, str], _Trigger] = {}
-        self._dirty: set[tuple[str, str]] = set()
-        self._wake = asyncio.Event()
-        self._housekeeper: asyncio.Task[None] | None = None
-        index.subscribe(self._runs_changed)
+        self._triggers: CronTriggers = {}
+        self.gate = ConcurrencyGate(api=api, index=index, events=events, triggers=self._triggers)
+        self.reports = CronReports(plugin=plugin, status=status, events=events, triggers=self._triggers)
+        self._history = RunHistory(
+            api=api, index=index, status=status, triggers=self._triggers, runs_created=runs_created
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._housekeeper = asyncio.create_task(self._keep_house(), name="cron-housekeeping")
+        await self._history.start()
 
     async def stop(self) -> None:
-        if self._housekeeper is not None:
-            self._housekeeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeper
+        await self._history.stop()
 
     # -- reconciliation ----------------------------------------------------------------------------------------
 
@@ -159,7 +139,7 @@ class CronController:
             resume_from=self._resume_from(key, last, last_missed, parse_time(metadata.get("creationTimestamp"))),
             payload=trigger_payload(trigger),
         )
-        self._triggers[key] = _Trigger(
+        self._triggers[key] = CronTriggerState(
             uid=uid,
             generation=generation,
             spec=spec,
@@ -183,14 +163,13 @@ class CronController:
                 self._clock.now(),
             ),
             "scheduleDescription": schedule.explain(),
-            "nextScheduleTime": _fmt(self._plugin.next_fire(cron_spec.trigger_id)),
+            "nextScheduleTime": fmt(self._plugin.next_fire(cron_spec.trigger_id)),
         }
         if any(status.get(name) != value for name, value in wanted.items()):
             self._status.update(plural=PLURAL, namespace=key[0], name=key[1], status=wanted)
-        self._dirty.add(key)
-        self._wake.set()
+        self._history.mark(key)
 
-    def _resume_from(self, key: tuple[str, str], *accounted: datetime | None) -> datetime | None:
+    def _resume_from(self, key: TriggerName, *accounted: datetime | None) -> datetime | None:
         """The newest fire already accounted for: created (in status, or only as a Run), or counted missed.
 
         `accounted` holds the status times and the trigger's creation: a trigger never catches up a fire from before
@@ -224,134 +203,10 @@ class CronController:
         if stalled:
             log.info("crontrigger stalled", trigger=f"{key[0]}/{key[1]}", reason=reason, message=message)
 
-    def _forget(self, key: tuple[str, str]) -> None:
+    def _forget(self, key: TriggerName) -> None:
         self._plugin.remove(trigger_id("cron", *key))
         self._triggers.pop(key, None)
         self._status.forget(plural=PLURAL, namespace=key[0], name=key[1])
-
-    # -- CronGate ------------------------------------------------------------------------------------------------
-
-    async def admit(self, spec: CronSpec, fire: datetime) -> bool:
-        active = [run for run in self._index.runs_of((spec.namespace, "crontrigger", spec.name)) if run.active]
-        if not active:
-            return True
-        if spec.concurrency_policy == "Forbid":
-            return False
-        for run in active:
-            with contextlib.suppress(NotFound):
-                await self._api.delete(runs_path(run.ref.namespace, run.ref.name), propagation_policy="Background")
-        trigger = self._triggers.get((spec.namespace, spec.name))
-        if trigger is not None:
-            names = ", ".join(run.ref.name for run in active)
-            self._events.normal(trigger.ref, "Replaced", f"concurrencyPolicy Replace: deleted active Run(s) {names}")
-        return True
-
-    # -- CronObserver --------------------------------------------------------------------------------------------
-
-    def fired(self, spec: CronSpec, fire: datetime, result: SubmitResult) -> None:
-        trigger = self._triggers.get((spec.namespace, spec.name))
-        if trigger is None:
-            return
-        if trigger.last_schedule_time is None or fire > trigger.last_schedule_time:
-            trigger.last_schedule_time = fire
-        self._status.update(
-            plural=PLURAL,
-            namespace=spec.namespace,
-            name=spec.name,
-            status={
-                "lastScheduleTime": _fmt(trigger.last_schedule_time),
-                "lastRunName": result.run.name,
-                "nextScheduleTime": _fmt(self._plugin.next_fire(spec.trigger_id)),
-            },
-        )
-        if result.created:
-            self._events.normal(trigger.ref, "Fired", f"created Run {result.run.name} for {format_fire_time(fire)}")
-
-    def skipped(self, spec: CronSpec, fire: datetime) -> None:
-        trigger = self._triggers.get((spec.namespace, spec.name))
-        if trigger is None:
-            return
-        self._status.update(
-            plural=PLURAL,
-            namespace=spec.namespace,
-            name=spec.name,
-            status={"nextScheduleTime": _fmt(self._plugin.next_fire(spec.trigger_id))},
-        )
-        self._events.normal(
-            trigger.ref,
-            "Skipped",
-            f"concurrencyPolicy Forbid: the fire at {format_fire_time(fire)} was skipped, Run(s) "
-            f"{', '.join(trigger.active) or 'of this trigger'} still active",
-        )
-
-    def missed(self, spec: CronSpec, *, count: int, latest: datetime) -> None:
-        trigger = self._triggers.get((spec.namespace, spec.name))
-        if trigger is None:
-            return
-        trigger.missed += count
-        if trigger.last_missed is None or latest > trigger.last_missed:
-            trigger.last_missed = latest
-        # One patch carries both: a count persisted without its marker would be counted again after a restart.
-        self._status.update(
-            plural=PLURAL,
-            namespace=spec.namespace,
-            name=spec.name,
-            status={"missedSchedules": trigger.missed, "lastMissedScheduleTime": _fmt(trigger.last_missed)},
-        )
-        deadline = spec.starting_deadline_seconds
-        why = f"startingDeadlineSeconds={deadline}" if deadline is not None else f"catchUp={spec.catch_up}"
-        self._events.warning(trigger.ref, "MissedSchedule", f"{count} fire(s) not created ({why})")
-
-    def failed(self, spec: CronSpec, fire: datetime, error: Exception) -> None:
-        trigger = self._triggers.get((spec.namespace, spec.name))
-        if trigger is not None:
-            conflict = isinstance(error, PermanentSinkError) and error.reason == "run_name_conflict"
-            self._events.warning(
-                trigger.ref,
-                "RunNameConflict" if conflict else "RunNotCreated",
-                f"the fire at {format_fire_time(fire)} has no Run: {error}",
-            )
-
-    # -- Run history and active list -----------------------------------------------------------------------------
-
-    def _runs_changed(self, trigger: TriggerKey) -> None:
-        namespace, kind, name = trigger
-        if kind == "crontrigger" and (namespace, name) in self._triggers:
-            self._dirty.add((namespace, name))
-            self._wake.set()
-
-    async def _keep_house(self) -> None:
-        while True:
-            await self._wake.wait()
-            # A burst of fires marks its triggers one Run at a time: tidy them all at once, after the burst.
-            await yield_to_runs(self._runs_created)
-            self._wake.clear()
-            dirty, self._dirty = self._dirty, set()
-            for key in dirty:
-                try:
-                    await self._tidy(key)
-                except KubeError as exc:
-                    log.warning("run history not pruned", trigger=f"{key[0]}/{key[1]}", error=repr(exc))
-
-    async def _tidy(self, key: tuple[str, str]) -> None:
-        trigger = self._triggers.get(key)
-        if trigger is None:
-            return
-        runs = self._index.runs_of((key[0], "crontrigger", key[1]))
-        active = [run.ref.name for run in runs if run.active]
-        if active != trigger.active:
-            trigger.active = active
-            self._status.update(
-                plural=PLURAL, namespace=key[0], name=key[1], status={"active": [{"name": n} for n in active]}
-            )
-        for phase, limit in (
-            ("Succeeded", trigger.spec.successful_runs_history_limit),
-            ("Failed", trigger.spec.failed_runs_history_limit),
-        ):
-            finished: list[RunInfo] = sorted((r for r in runs if r.phase == phase), key=lambda r: r.finished)
-            for run in finished[: max(0, len(finished) - limit)]:
-                with contextlib.suppress(NotFound):
-                    await self._api.delete(runs_path(run.ref.namespace, run.ref.name), propagation_policy="Background")
 
 
 def _essentials(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -125,19 +125,19 @@ class _Wiring:
 
     # The cron plugin is initialised before the controller exists (it needs the plugin): these forward to it.
     async def admit(self, spec: CronSpec, fire: datetime) -> bool:
-        return await self.cron.admit(spec, fire)
+        return await self.cron.gate.admit(spec, fire)
 
     def fired(self, spec: CronSpec, fire: datetime, result: SubmitResult) -> None:
-        self.cron.fired(spec, fire, result)
+        self.cron.reports.fired(spec, fire, result)
 
     def skipped(self, spec: CronSpec, fire: datetime) -> None:
-        self.cron.skipped(spec, fire)
+        self.cron.reports.skipped(spec, fire)
 
     def missed(self, spec: CronSpec, *, count: int, latest: datetime) -> None:
-        self.cron.missed(spec, count=count, latest=latest)
+        self.cron.reports.missed(spec, count=count, latest=latest)
 
     def failed(self, spec: CronSpec, fire: datetime, error: Exception) -> None:
-        self.cron.failed(spec, fire, error)
+        self.cron.reports.failed(spec, fire, error)
 
 
 def _elect(

@@ -1,0 +1,38 @@
+"""What the cron controller's parts share about each CronTrigger they fire: the registry, keyed by (namespace, name).
+
+The reconciler fills it (and empties it when a trigger goes or this replica stops leading); the gate, the reports
+and the Run history read it. Nothing here talks to the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from stargraph.api.v1alpha1 import CronTriggerSpec
+from stargraph.k8s.events import ObjectRef
+from stargraph.triggers.keys import format_fire_time
+
+__all__ = ["CronTriggerState", "CronTriggers", "TriggerName", "fmt"]
+
+TriggerName = tuple[str, str]
+"""(namespace, name) of a CronTrigger."""
+
+
+@dataclass
+class CronTriggerState:
+    uid: str
+    generation: int
+    spec: CronTriggerSpec
+    ref: ObjectRef
+    last_schedule_time: datetime | None
+    missed: int
+    last_missed: datetime | None
+    active: list[str] = field(default_factory=list)
+
+
+CronTriggers = dict[TriggerName, CronTriggerState]
+
+
+def fmt(when: datetime | None) -> str | None:
+    return format_fire_time(when) if when else None

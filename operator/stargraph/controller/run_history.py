@@ -1,0 +1,100 @@
+"""Each CronTrigger's Runs, tidied: `status.active` kept current and finished Runs pruned to the history limits.
+
+The Run index says which triggers' Runs changed; the work is done in one background task, after a burst of fires
+has been created (a burst marks its triggers one Run at a time: they are tidied all at once, afterwards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import structlog
+
+from stargraph.controller.cron_state import CronTriggers, TriggerName
+from stargraph.controller.kinds import CRON
+from stargraph.controller.status_writer import StatusWriter, yield_to_runs
+from stargraph.k8s.client import KubeClient
+from stargraph.k8s.errors import KubeError, NotFound
+from stargraph.k8s.run_index import RunIndex, RunInfo, TriggerKey
+from stargraph.k8s.run_sink import runs_path
+
+__all__ = ["RunHistory"]
+
+log = structlog.get_logger("stargraph.controller")
+
+PLURAL = CRON.plural
+
+
+class RunHistory:
+    def __init__(
+        self,
+        *,
+        api: KubeClient,
+        index: RunIndex,
+        status: StatusWriter,
+        triggers: CronTriggers,
+        runs_created: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._api = api
+        self._index = index
+        self._status = status
+        self._triggers = triggers
+        self._runs_created = runs_created
+        self._dirty: set[TriggerName] = set()
+        self._wake = asyncio.Event()
+        self._housekeeper: asyncio.Task[None] | None = None
+        index.subscribe(self._runs_changed)
+
+    async def start(self) -> None:
+        self._housekeeper = asyncio.create_task(self._keep_house(), name="cron-housekeeping")
+
+    async def stop(self) -> None:
+        if self._housekeeper is not None:
+            self._housekeeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeper
+
+    def mark(self, key: TriggerName) -> None:
+        """Tidy this trigger's Runs soon (its spec, and so its history limits, may have changed)."""
+        self._dirty.add(key)
+        self._wake.set()
+
+    def _runs_changed(self, trigger: TriggerKey) -> None:
+        namespace, kind, name = trigger
+        if kind == "crontrigger" and (namespace, name) in self._triggers:
+            self.mark((namespace, name))
+
+    async def _keep_house(self) -> None:
+        while True:
+            await self._wake.wait()
+            # A burst of fires marks its triggers one Run at a time: tidy them all at once, after the burst.
+            await yield_to_runs(self._runs_created)
+            self._wake.clear()
+            dirty, self._dirty = self._dirty, set()
+            for key in dirty:
+                try:
+                    await self._tidy(key)
+                except KubeError as exc:
+                    log.warning("run history not pruned", trigger=f"{key[0]}/{key[1]}", error=repr(exc))
+
+    async def _tidy(self, key: TriggerName) -> None:
+        trigger = self._triggers.get(key)
+        if trigger is None:
+            return
+        runs = self._index.runs_of((key[0], "crontrigger", key[1]))
+        active = [run.ref.name for run in runs if run.active]
+        if active != trigger.active:
+            trigger.active = active
+            self._status.update(
+                plural=PLURAL, namespace=key[0], name=key[1], status={"active": [{"name": n} for n in active]}
+            )
+        for phase, limit in (
+            ("Succeeded", trigger.spec.successful_runs_history_limit),
+            ("Failed", trigger.spec.failed_runs_history_limit),
+        ):
+            finished: list[RunInfo] = sorted((r for r in runs if r.phase == phase), key=lambda r: r.finished)
+            for run in finished[: max(0, len(finished) - limit)]:
+                with contextlib.suppress(NotFound):
+                    await self._api.delete(runs_path(run.ref.namespace, run.ref.name), propagation_policy="Background")
