@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv controlplane helm test unit cluster faults lint typecheck bench run clean
+.PHONY: venv controlplane helm test unit cluster faults lint contracts typecheck bench run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ controlplane:
 helm:
 	hack/build-helm.sh >/dev/null
 
-test: venv controlplane helm
+test: venv contracts controlplane helm
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 unit: venv
@@ -33,9 +33,15 @@ cluster: venv controlplane helm
 faults: venv controlplane helm
 	$(PY) -m pytest -q tests/faults $(PYTEST_ARGS)
 
-lint: venv
+lint: venv contracts
 	$(VENV)/bin/ruff check operator tests bench
 	$(VENV)/bin/mypy
+
+# The import layers ([tool.importlinter] in pyproject.toml) and the declared dependencies ([tool.deptry]): about a
+# second, so `make test` (what CI runs) checks them first, before building anything.
+contracts: venv
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/deptry operator
 
 bench: venv controlplane
 	$(PY) -m bench
@@ -44,4 +50,4 @@ run: venv controlplane
 	hack/run.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
