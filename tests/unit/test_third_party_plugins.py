@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from stargraph.plugin import load_trigger_plugins, new_plugin_manager
-from stargraph.triggers import dispatch_trigger_lifecycle
+from stargraph.triggers import run_trigger_lifecycle
 
 
 def write_distribution(site: Path, *, dist: str, module: str, source: str, entry_points: str) -> None:
@@ -84,7 +84,7 @@ async def test_third_party_trigger_is_discovered_loaded_and_isolated(site: Path)
     names = {name for name, _ in pm.list_name_plugin()}
     assert {"acme_queue", "acme_crash", "cron", "webhook", "manual"} <= names
 
-    results = {r.plugin_name: r for r in await dispatch_trigger_lifecycle(pm, "trigger_start")}
+    results = {r.plugin_name: r for r in await run_trigger_lifecycle(pm, "trigger_start")}
     assert results["acme_queue"].success
     assert not results["acme_crash"].success and "acme crashed" in str(results["acme_crash"].error)
     assert sys.modules["acme_triggers"].QueueTrigger.started

@@ -3,11 +3,17 @@
 from stargraph.plugin.manager import (
     ENTRY_POINT_GROUP,
     PROJECT_NAME,
-    TriggerHooks,
     load_trigger_plugins,
     new_plugin_manager,
 )
-from stargraph.plugin.triggers_dispatcher import DispatchResult, collect_trigger_routes, dispatch_trigger_lifecycle
+from stargraph.plugin.trigger_hooks import TriggerHooks
+from stargraph.plugin.triggers_dispatcher import (
+    DispatchResult,
+    collect_trigger_routes,
+    dispatch_trigger_lifecycle,
+    gather_trigger_routes,
+    run_trigger_lifecycle,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -16,6 +22,8 @@ __all__ = [
     "TriggerHooks",
     "collect_trigger_routes",
     "dispatch_trigger_lifecycle",
+    "gather_trigger_routes",
     "load_trigger_plugins",
     "new_plugin_manager",
+    "run_trigger_lifecycle",
 ]

@@ -1,7 +1,7 @@
 """The pluggy hook specification of a trigger's lifecycle; these docstrings are the contract.
 
 Implementations may be plain functions or coroutines. The dispatcher calls each plugin separately (never through
-`pm.hook.*`, which would stop at the first exception) and bounds each call with a timeout.
+`pm.hook.*`, which would stop at the first exception); its async variant also bounds each call with a timeout.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pluggy
-
-from stargraph.http import Route
 
 __all__ = ["LIFECYCLE_HOOKS", "PROJECT_NAME", "hookimpl", "hookspec"]
 
@@ -40,8 +38,12 @@ def trigger_stop() -> Any:
 
 
 @hookspec
-def trigger_routes() -> Sequence[Route]:
-    """Return the HTTP routes the trigger serves, as `stargraph.http.Route`s."""
+def trigger_routes() -> Sequence[object]:
+    """Return the HTTP routes the trigger serves for the serve app to mount.
+
+    Each is a `stargraph.http.Route` (framework-neutral, adapted by the serve layer) or a Starlette/FastAPI route
+    mounted as it is (`fastapi.routing.APIRoute`, `starlette.routing.Route`, `Mount`, an `APIRouter`'s `.routes`).
+    """
     raise NotImplementedError
 
 

@@ -9,7 +9,7 @@ broken package must not take the others down.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -17,17 +17,15 @@ from typing import Any
 import pluggy
 import structlog
 
-from stargraph.http import Route
 from stargraph.plugin import hookspecs
-from stargraph.plugin.calls import call_maybe_async
-from stargraph.plugin.hookspecs import PROJECT_NAME, hookimpl
+from stargraph.plugin.hookspecs import PROJECT_NAME
+from stargraph.plugin.trigger_hooks import TriggerHooks
 from stargraph.triggers.base import Trigger
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "PROJECT_NAME",
     "LoadFailure",
-    "TriggerHooks",
     "load_trigger_plugins",
     "new_plugin_manager",
     "unwrap",
@@ -36,30 +34,6 @@ __all__ = [
 ENTRY_POINT_GROUP = "stargraph.triggers"
 
 log = structlog.get_logger("stargraph.plugin.triggers")
-
-
-class TriggerHooks:
-    """Adapts a `Trigger` (init/start/stop/routes) to the pluggy hooks, keeping each method sync or async."""
-
-    def __init__(self, trigger: Trigger) -> None:
-        self.trigger = trigger
-
-    @hookimpl
-    async def trigger_init(self, deps: Mapping[str, Any]) -> Any:
-        return await call_maybe_async(self.trigger.init, deps)
-
-    @hookimpl
-    async def trigger_start(self) -> Any:
-        return await call_maybe_async(self.trigger.start)
-
-    @hookimpl
-    async def trigger_stop(self) -> Any:
-        return await call_maybe_async(self.trigger.stop)
-
-    @hookimpl
-    async def trigger_routes(self) -> Sequence[Route]:
-        routes: Sequence[Route] = await call_maybe_async(self.trigger.routes)
-        return routes
 
 
 def unwrap(plugin: object) -> object:

@@ -1,7 +1,8 @@
-"""Adapting framework-neutral `stargraph.http.Route`s to Starlette, with the body cap and deadline enforced.
+"""Making plugin routes mountable: stargraph `Route`s adapted to Starlette, Starlette/FastAPI routes as they are.
 
-The body is read under a size cap (413, from Content-Length and while streaming) and a deadline (408, so a sender
-trickling bytes cannot hold a connection and a task for ever). A client that goes away mid-body is not answered.
+A stargraph route's body is read under a size cap (413, from Content-Length and while streaming) and a deadline
+(408, so a sender trickling bytes cannot hold a connection and a task for ever). A client that goes away mid-body
+is not answered.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import asyncio
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
 from starlette.routing import Route as StarletteRoute
 
 from stargraph.http import HttpError, HttpRequest, HttpResponse, Route, error_body
 
-__all__ = ["json_response", "to_starlette"]
+__all__ = ["json_response", "mountable", "to_starlette"]
 
 
 def json_response(response: HttpResponse) -> Response:
@@ -82,3 +84,16 @@ def to_starlette(route: Route, *, body_timeout: float) -> StarletteRoute:
             return json_response(exc.response())
 
     return StarletteRoute(route.path, endpoint, methods=list(route.methods), name=route.name)
+
+
+def mountable(route: object, *, body_timeout: float) -> BaseRoute:
+    """What the serve app mounts for one route a plugin returned.
+
+    A stargraph `Route` is adapted (`to_starlette`); a Starlette route (FastAPI's `APIRoute`, Starlette's `Route`,
+    `Mount`, ...) is mounted as it is, keeping its own validation and responses. Anything else is a `TypeError`.
+    """
+    if isinstance(route, Route):
+        return to_starlette(route, body_timeout=body_timeout)
+    if isinstance(route, BaseRoute):
+        return route
+    raise TypeError(f"{route!r} is neither a stargraph.http.Route nor a Starlette/FastAPI route")

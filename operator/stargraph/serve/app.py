@@ -2,8 +2,9 @@
 
 Nothing is built at import time. The lifespan discovers the trigger plugins, starts the scheduler, dispatches
 `trigger_init` and `trigger_start` (isolated: a failing plugin is reported in `/readyz`, the others serve), mounts
-the routes the plugins return, and at shutdown dispatches `trigger_stop` and lets the scheduler finish the Runs
-already being created.
+the routes the plugins return (stargraph routes adapted, Starlette/FastAPI routes as they are; a plugin with a route
+that is neither is reported failed and none of its routes is mounted), and at shutdown dispatches `trigger_stop`
+and lets the scheduler finish the Runs already being created.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from stargraph.http import error_body
 from stargraph.metrics import Metrics
 from stargraph.plugin import (
     DispatchResult,
-    collect_trigger_routes,
-    dispatch_trigger_lifecycle,
+    gather_trigger_routes,
     load_trigger_plugins,
     new_plugin_manager,
+    run_trigger_lifecycle,
 )
 from stargraph.scheduler import InMemoryRunSink, RunSink, Scheduler
-from stargraph.serve.adapter import to_starlette
+from stargraph.serve.adapter import mountable
 from stargraph.serve.limits import HTTP_LIMITS
 
 __all__ = ["AppState", "create_app"]
@@ -60,7 +61,22 @@ class AppState:
 
 
 async def _stop_triggers(state: AppState, timeout: float) -> None:
-    state.record(await dispatch_trigger_lifecycle(state.pm, "trigger_stop", timeout=timeout), "trigger_stop")
+    state.record(await run_trigger_lifecycle(state.pm, "trigger_stop", timeout=timeout), "trigger_stop")
+
+
+def _mountable_routes(outcome: DispatchResult, body_timeout: float) -> DispatchResult:
+    """A plugin's routes as Starlette routes, or the plugin's failure if one of them cannot be mounted.
+
+    All or nothing: a plugin serving half its routes would fail its callers in ways `/readyz` does not show.
+    """
+    if not outcome.success:
+        return outcome
+    try:
+        routes = [mountable(route, body_timeout=body_timeout) for route in outcome.result]
+    except TypeError as exc:
+        log.error("trigger plugin routes cannot be mounted", plugin=outcome.plugin_name, error=str(exc))
+        return DispatchResult(plugin_name=outcome.plugin_name, success=False, error=exc)
+    return DispatchResult(plugin_name=outcome.plugin_name, success=True, result=routes)
 
 
 def create_app(
@@ -108,14 +124,14 @@ def create_app(
             await scheduler.start()
             stack.push_async_callback(scheduler.stop, timeout=stop_timeout)
             all_deps = {"scheduler": scheduler, "clock": clock, "metrics": metrics, **provided, **(deps or {})}
-            state.record(await dispatch_trigger_lifecycle(manager, "trigger_init", all_deps), "trigger_init")
-            state.record(await dispatch_trigger_lifecycle(manager, "trigger_start"), "trigger_start")
+            state.record(await run_trigger_lifecycle(manager, "trigger_init", all_deps), "trigger_init")
+            state.record(await run_trigger_lifecycle(manager, "trigger_start"), "trigger_start")
             stack.push_async_callback(_stop_triggers, state, stop_timeout)
-            route_results = await collect_trigger_routes(manager)
+            gathered = await gather_trigger_routes(manager)
+            route_results = [_mountable_routes(outcome, body_timeout) for outcome in gathered]
             state.record(route_results, "trigger_routes")
             for outcome in route_results:
-                for route in outcome.result or ():
-                    app.router.routes.append(to_starlette(route, body_timeout=body_timeout))
+                app.router.routes.extend(outcome.result or ())
             if attach:
                 await stack.enter_async_context(attach(state))
             state.ready = True

@@ -4,7 +4,13 @@ Built-in triggers live in `stargraph.triggers.cron`, `.webhook` and `.manual` an
 `stargraph.triggers` entry-point group exactly like third-party ones.
 """
 
-from stargraph.plugin.triggers_dispatcher import DispatchResult, collect_trigger_routes, dispatch_trigger_lifecycle
+from stargraph.plugin.triggers_dispatcher import (
+    DispatchResult,
+    collect_trigger_routes,
+    dispatch_trigger_lifecycle,
+    gather_trigger_routes,
+    run_trigger_lifecycle,
+)
 from stargraph.triggers.base import IRBase, Trigger
 from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.keys import (
@@ -26,7 +32,9 @@ __all__ = [
     "cron_idempotency_key",
     "dispatch_trigger_lifecycle",
     "format_fire_time",
+    "gather_trigger_routes",
     "manual_idempotency_key",
+    "run_trigger_lifecycle",
     "webhook_delivery_idempotency_key",
     "webhook_idempotency_key",
 ]

@@ -7,8 +7,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from stargraph.http import Route
-
 __all__ = ["IRBase", "Trigger", "describe_validation_error"]
 
 
@@ -29,9 +27,10 @@ def describe_validation_error(exc: ValidationError) -> str:
 class Trigger(Protocol):
     """A source of `TriggerEvent`s.
 
-    Each method may be sync or async; the dispatcher awaits whatever returns a coroutine and runs plain functions in
-    a worker thread, so a blocking trigger cannot stall the event loop. Code that must touch the event loop (create
-    tasks, use asyncio primitives) belongs in an `async def`.
+    Each method may be sync or async. The serve app (`run_trigger_lifecycle`) awaits coroutines on the event loop
+    and runs plain functions in a worker thread, so a blocking trigger cannot stall the loop; the reference
+    `dispatch_trigger_lifecycle` calls the method directly and hands back its coroutine for the caller to await.
+    Code that must touch the event loop (create tasks, use asyncio primitives) belongs in an `async def`.
     """
 
     def init(self, deps: Mapping[str, Any]) -> Any:
@@ -43,5 +42,5 @@ class Trigger(Protocol):
     def stop(self) -> Any:
         """Stop emitting and drain in-flight work; must return promptly."""
 
-    def routes(self) -> Sequence[Route]:
-        """HTTP routes this trigger serves (framework-neutral `stargraph.http.Route`s)."""
+    def routes(self) -> Sequence[object]:
+        """HTTP routes this trigger serves: `stargraph.http.Route`s and/or Starlette/FastAPI routes."""
