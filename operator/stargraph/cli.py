@@ -102,8 +102,8 @@ async def _run_via_kubeconfig(args: argparse.Namespace, body: dict[str, Any], ke
     from stargraph.k8s import KubeClient, KubeError, load_credentials
     from stargraph.k8s.run_index import RunIndex
     from stargraph.k8s.run_sink import KubeRunSink
+    from stargraph.models import describe_validation_error
     from stargraph.scheduler import PermanentSinkError, payload_sha256
-    from stargraph.triggers.base import describe_validation_error
     from stargraph.triggers.manual import ManualRunRequest, manual_event
 
     try:

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from stargraph.triggers.base import IRBase
+from stargraph.models import IRBase
 from stargraph.triggers.signatures import SignatureScheme
 
 __all__ = [

@@ -30,8 +30,8 @@ from stargraph.controller.run_history import RunHistory
 from stargraph.controller.status_writer import StatusWriter
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.run_index import RunIndex
+from stargraph.models import describe_validation_error
 from stargraph.runs import TriggerObject, trigger_payload
-from stargraph.triggers.base import describe_validation_error
 from stargraph.triggers.cron import CronTriggerPlugin
 from stargraph.triggers.cron_schedule import ScheduleError
 from stargraph.triggers.keys import trigger_id

@@ -35,9 +35,9 @@ from stargraph.k8s.errors import KubeError, NotFound
 from stargraph.k8s.informer import Change
 from stargraph.k8s.paths import path
 from stargraph.metrics import Metrics
+from stargraph.models import describe_validation_error
 from stargraph.runs import TriggerObject, trigger_payload
 from stargraph.scheduler.sinks import SubmitResult
-from stargraph.triggers.base import describe_validation_error
 from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.keys import format_fire_time, split_trigger_id
 from stargraph.triggers.specs import WebhookSpec

@@ -19,8 +19,8 @@ import structlog
 
 from stargraph.plugin import hookspecs
 from stargraph.plugin.hookspecs import PROJECT_NAME
+from stargraph.plugin.protocol import Trigger
 from stargraph.plugin.trigger_hooks import TriggerHooks
-from stargraph.triggers.base import Trigger
 
 __all__ = [
     "ENTRY_POINT_GROUP",

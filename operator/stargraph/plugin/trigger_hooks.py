@@ -1,19 +1,16 @@
 """`TriggerHooks`: a plain `Trigger` (init/start/stop/routes) registered with pluggy as hook implementations.
 
-Apart from discovery (`manager`) so that the dispatcher can recognise an adapted trigger: discovery imports the
-trigger package, which imports the dispatcher.
+Both discovery (`manager`, which wraps triggers in it) and the dispatcher (which recognises a wrapped trigger and
+calls its own methods) need it, so it stands apart from both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stargraph.plugin.hookspecs import hookimpl
-
-if TYPE_CHECKING:
-    # Only for the annotation: at run time, importing the trigger package from here would close the import cycle.
-    from stargraph.triggers.base import Trigger
+from stargraph.plugin.protocol import Trigger
 
 __all__ = ["TriggerHooks"]
 

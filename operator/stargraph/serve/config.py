@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from stargraph.triggers.base import IRBase, describe_validation_error
+from stargraph.models import IRBase, describe_validation_error
 from stargraph.triggers.specs import CronSpec, WebhookSpec
 
 __all__ = ["ServeConfig", "load_serve_config"]

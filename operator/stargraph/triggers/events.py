@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import field_validator
 
-from stargraph.triggers.base import IRBase
+from stargraph.models import IRBase
 
 __all__ = ["TriggerEvent", "json_payload"]
 

@@ -16,8 +16,8 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
 from stargraph.http import HttpError, HttpRequest, HttpResponse, Route, run_response
+from stargraph.models import IRBase, describe_validation_error
 from stargraph.scheduler import Scheduler, payload_sha256
-from stargraph.triggers.base import IRBase, describe_validation_error
 from stargraph.triggers.events import TriggerEvent, json_payload
 from stargraph.triggers.keys import manual_idempotency_key, trigger_id
 from stargraph.triggers.submission import submit_or_http_error

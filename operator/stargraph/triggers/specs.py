@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from stargraph.triggers.base import IRBase
+from stargraph.models import IRBase
 from stargraph.triggers.events import json_payload
 from stargraph.triggers.keys import trigger_id
 from stargraph.triggers.signatures import SignatureScheme
