@@ -9,7 +9,6 @@ the QueueTrigger; a bad object is Stalled with the field named, and other trigge
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from kubernetes.client import ApiClient, CustomObjectsApi
 
 from tests.e2e.conftest import Operators
 from tests.e2e.kube import condition, is_ready, list_runs
+from tests.support.distribution import write_trigger_distribution
 from tests.support.operator import Kubectl, eventually
 
 pytestmark = pytest.mark.cluster
@@ -105,11 +105,7 @@ def acme_site(kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Ite
     kubectl.ok("apply", "-f", "-", stdin=json.dumps(CRD))
     kubectl.ok("wait", "--for=condition=Established", "--timeout=30s", f"crd/{PLURAL}.{GROUP}")
     site = tmp_path_factory.mktemp("acme-site")
-    (site / "acme_queue.py").write_text(textwrap.dedent(PLUGIN))
-    info = site / "acme_queue-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-queue\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[stargraph.triggers]\nacme_queue = acme_queue:QueueTrigger\n")
+    write_trigger_distribution(site, module="acme_queue", source=PLUGIN, entry_point="QueueTrigger")
     yield site
     kubectl.run("delete", "crd", f"{PLURAL}.{GROUP}", "--wait=false")
 

@@ -7,13 +7,13 @@ The test writes what `pip install` would leave behind: a module and its dist-inf
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import Operators
+from tests.support.distribution import write_trigger_distribution
 
 pytestmark = pytest.mark.cluster
 
@@ -43,11 +43,7 @@ PLUGIN = '''
 @pytest.fixture(scope="module")
 def ping_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site = tmp_path_factory.mktemp("acme-ping-site")
-    (site / "acme_ping.py").write_text(textwrap.dedent(PLUGIN))
-    info = site / "acme_ping-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-ping\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[stargraph.triggers]\nacme_ping = acme_ping:PingTrigger\n")
+    write_trigger_distribution(site, module="acme_ping", source=PLUGIN, entry_point="PingTrigger")
     return site
 
 
