@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import structlog
-from fastapi import FastAPI
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.clock import SystemClock
@@ -44,7 +43,7 @@ from stargraph.plugin.manager import unwrap
 from stargraph.runs import LABEL_TRIGGER
 from stargraph.scheduler import Scheduler
 from stargraph.scheduler.sinks import SubmitResult
-from stargraph.serve import AppState, create_app
+from stargraph.serve import App, AppState, create_app
 from stargraph.triggers.cron import CronTriggerPlugin
 from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.keys import split_trigger_id
@@ -185,7 +184,7 @@ def _secret_informers(api: KubeClient, webhooks: WebhookController, namespaces: 
     ]
 
 
-def create_operator_app(config: OperatorConfig) -> FastAPI:
+def create_operator_app(config: OperatorConfig) -> App:
     clock = SystemClock()
     wiring = _Wiring()
 

@@ -36,9 +36,12 @@ from stargraph.scheduler import InMemoryRunSink, RunSink, Scheduler
 from stargraph.serve.adapter import mountable
 from stargraph.serve.limits import HTTP_LIMITS
 
-__all__ = ["AppState", "create_app"]
+__all__ = ["App", "AppState", "create_app"]
 
 log = structlog.get_logger("stargraph.serve")
+
+App = FastAPI
+"""The ASGI application `create_app` returns; named here so that callers need not import FastAPI."""
 
 
 @dataclass
