@@ -12,11 +12,11 @@ from datetime import datetime
 
 import httpx
 
-from tests.e2e.conftest import OperatorIdentity
+from tests.e2e.conftest import OperatorIdentity, Operators
 from tests.e2e.kube import parse_time
 from tests.support.operator import OperatorProcess, eventually
 
-__all__ = ["LEASE", "LeadershipRecord", "elect_args", "leadership", "leading", "only", "the_leader"]
+__all__ = ["LEASE", "LeadershipRecord", "elect_args", "electing_pair", "leadership", "leading", "only", "the_leader"]
 
 LEASE = {"duration": 4.0, "renew": 3.0, "retry": 0.5}
 
@@ -84,3 +84,11 @@ def only(process: OperatorProcess, event: str) -> LeadershipRecord | None:
     found = [record for record in leadership(process) if record.event == event]
     assert len(found) <= 1, f"{process.name} logged {event!r} {len(found)} times: {found}"
     return found[0] if found else None
+
+
+def electing_pair(operators: Operators, identity: OperatorIdentity) -> tuple[OperatorProcess, OperatorProcess]:
+    """Two replicas `a` and `b` with leader election, once one of them leads: (leader, follower)."""
+    a = operators.start("a", extra_args=elect_args(identity))
+    b = operators.start("b", extra_args=elect_args(identity))
+    leader = the_leader(a, b)
+    return leader, b if leader is a else a

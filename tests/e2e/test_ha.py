@@ -22,7 +22,7 @@ from kubernetes.client import ApiClient
 
 from tests.e2e.conftest import OperatorIdentity, Operators
 from tests.e2e.kube import create, cron_trigger, every, fires, list_runs, runs_per_fire
-from tests.e2e.leadership import LEASE, elect_args, leadership, leading, only, the_leader
+from tests.e2e.leadership import LEASE, elect_args, electing_pair, leadership, leading, only
 from tests.support.operator import eventually
 from tests.support.proxy import TcpProxy
 
@@ -36,11 +36,8 @@ def run_fires(kube_api: ApiClient, namespace: str) -> list[datetime]:
 def test_kill_9_of_the_leader_hands_over_and_missed_fires_are_created_once(
     operators: Operators, operator_identity: OperatorIdentity, kube_api: ApiClient, namespace: str
 ) -> None:
-    a = operators.start("a", extra_args=elect_args(operator_identity))
-    b = operators.start("b", extra_args=elect_args(operator_identity))
+    leader, follower = electing_pair(operators, operator_identity)
     create(kube_api, namespace, cron_trigger("ha", "* * * * * *", startingDeadlineSeconds=60, catchUp="All"))
-    leader = the_leader(a, b)
-    follower = b if leader is a else a
     eventually(lambda: len(run_fires(kube_api, namespace)) >= 3 or None, timeout=15, what="Runs from the leader")
 
     leader.kill()

@@ -18,7 +18,7 @@ from kubernetes.client import ApiClient
 
 from tests.e2e.conftest import OperatorIdentity, Operators
 from tests.e2e.kube import create, cron_trigger, every, list_runs, runs_per_fire
-from tests.e2e.leadership import LEASE, elect_args, leadership, leading, only, the_leader
+from tests.e2e.leadership import LEASE, electing_pair, leadership, leading, only
 from tests.support.operator import eventually
 
 pytestmark = pytest.mark.cluster
@@ -30,11 +30,8 @@ PAUSE = LEASE["duration"] + 3.0
 def test_a_leader_paused_past_its_lease_steps_down_on_resume_and_no_fire_has_two_runs(
     operators: Operators, operator_identity: OperatorIdentity, kube_api: ApiClient, namespace: str
 ) -> None:
-    a = operators.start("a", extra_args=elect_args(operator_identity))
-    b = operators.start("b", extra_args=elect_args(operator_identity))
+    old, new = electing_pair(operators, operator_identity)
     create(kube_api, namespace, cron_trigger("paused", "* * * * * *", startingDeadlineSeconds=60, catchUp="All"))
-    old = the_leader(a, b)
-    new = b if old is a else a
     eventually(lambda: len(list_runs(kube_api, namespace)) >= 3 or None, timeout=15, what="Runs from the leader")
 
     old.pause()

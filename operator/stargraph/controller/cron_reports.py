@@ -37,15 +37,11 @@ class CronReports:
             return
         if trigger.last_schedule_time is None or fire > trigger.last_schedule_time:
             trigger.last_schedule_time = fire
-        self._status.update(
-            plural=PLURAL,
-            namespace=spec.namespace,
-            name=spec.name,
-            status={
-                "lastScheduleTime": fmt(trigger.last_schedule_time),
-                "lastRunName": result.run.name,
-                "nextScheduleTime": fmt(self._plugin.next_fire(spec.trigger_id)),
-            },
+        self._write(
+            spec,
+            lastScheduleTime=fmt(trigger.last_schedule_time),
+            lastRunName=result.run.name,
+            nextScheduleTime=fmt(self._plugin.next_fire(spec.trigger_id)),
         )
         if result.created:
             self._events.normal(trigger.ref, "Fired", f"created Run {result.run.name} for {format_fire_time(fire)}")
@@ -54,12 +50,7 @@ class CronReports:
         trigger = self._triggers.get((spec.namespace, spec.name))
         if trigger is None:
             return
-        self._status.update(
-            plural=PLURAL,
-            namespace=spec.namespace,
-            name=spec.name,
-            status={"nextScheduleTime": fmt(self._plugin.next_fire(spec.trigger_id))},
-        )
+        self._write(spec, nextScheduleTime=fmt(self._plugin.next_fire(spec.trigger_id)))
         self._events.normal(
             trigger.ref,
             "Skipped",
@@ -75,12 +66,7 @@ class CronReports:
         if trigger.last_missed is None or latest > trigger.last_missed:
             trigger.last_missed = latest
         # One patch carries both: a count persisted without its marker would be counted again after a restart.
-        self._status.update(
-            plural=PLURAL,
-            namespace=spec.namespace,
-            name=spec.name,
-            status={"missedSchedules": trigger.missed, "lastMissedScheduleTime": fmt(trigger.last_missed)},
-        )
+        self._write(spec, missedSchedules=trigger.missed, lastMissedScheduleTime=fmt(trigger.last_missed))
         deadline = spec.starting_deadline_seconds
         why = f"startingDeadlineSeconds={deadline}" if deadline is not None else f"catchUp={spec.catch_up}"
         self._events.warning(trigger.ref, "MissedSchedule", f"{count} fire(s) not created ({why})")
@@ -94,3 +80,6 @@ class CronReports:
                 "RunNameConflict" if conflict else "RunNotCreated",
                 f"the fire at {format_fire_time(fire)} has no Run: {error}",
             )
+
+    def _write(self, spec: CronSpec, **status: object) -> None:
+        self._status.update(plural=PLURAL, namespace=spec.namespace, name=spec.name, status=status)

@@ -19,7 +19,7 @@ import structlog
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.k8s.client import KubeClient
-from stargraph.k8s.errors import ApiError, ApiUnavailable, KubeError, NotFound
+from stargraph.k8s.errors import KubeError, NotFound, is_unavailable
 from stargraph.k8s.paths import path
 from stargraph.workers import WorkerPool
 
@@ -32,12 +32,6 @@ ObjectKey = tuple[str, str, str, str, str]
 
 RETRY_SECONDS = 300.0
 _MAX_DELAY = 5.0
-
-
-def _unavailable(error: KubeError) -> bool:
-    return isinstance(error, ApiUnavailable) or (
-        isinstance(error, ApiError) and (error.status == 429 or error.status >= 500)
-    )
 
 
 async def yield_to_runs(runs_created: Callable[[], Awaitable[None]], *, patience: float = 10.0) -> None:
@@ -130,7 +124,7 @@ class StatusWriter:
                 return
             except KubeError as exc:
                 delay = min(0.2 * attempt, _MAX_DELAY)
-                retry = loop.time() + delay < give_up if _unavailable(exc) else attempt < self._attempts
+                retry = loop.time() + delay < give_up if is_unavailable(exc) else attempt < self._attempts
                 if not retry:
                     log.error("status not written", object=f"{plural}/{namespace}/{name}", error=repr(exc))
                     return

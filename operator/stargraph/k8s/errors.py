@@ -23,6 +23,7 @@ __all__ = [
     "Unauthorized",
     "WatchExpired",
     "api_error",
+    "is_unavailable",
 ]
 
 
@@ -124,3 +125,11 @@ def api_error(
         reason = str(status_body.get("reason") or fallback_reason)
         message = str(status_body.get("message") or fallback_message)
     return _BY_STATUS.get(status, ApiError)(status, reason, message, status_body, retry_after=retry_after)
+
+
+def is_unavailable(error: KubeError) -> bool:
+    """Whether the apiserver could not take the request (unreachable, overloaded, failing): the same request may
+    succeed later, unlike one it refused (4xx other than 429)."""
+    return isinstance(error, ApiUnavailable) or (
+        isinstance(error, ApiError) and (error.status == 429 or error.status >= 500)
+    )

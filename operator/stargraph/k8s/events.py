@@ -18,7 +18,7 @@ from typing import Any, Literal
 import structlog
 
 from stargraph.k8s.client import KubeClient
-from stargraph.k8s.errors import ApiError, ApiUnavailable
+from stargraph.k8s.errors import KubeError, is_unavailable
 from stargraph.k8s.paths import path
 
 __all__ = ["REPORTING_CONTROLLER", "ObjectRef", "record_event"]
@@ -92,10 +92,8 @@ async def record_event(
     }
     try:
         await api.create(path(group="events.k8s.io", version="v1", plural="events", namespace=namespace), event)
-    except ApiUnavailable:
-        return False
-    except ApiError as exc:
-        if exc.status == 429 or exc.status >= 500:
+    except KubeError as exc:
+        if is_unavailable(exc):
             return False
         _log_failure(involved, reason)
     except Exception:

@@ -250,9 +250,9 @@ class CronTriggerPlugin:
                 # Another process may have created it meanwhile (a replica that took over while this one was
                 # frozen): a fire with a Run is never counted missed.
                 assert self._scheduler is not None
-                existing = self._scheduler.sink.lookup(cron_idempotency_key(spec.trigger_id, fire))
+                existing = self._scheduler.known(cron_idempotency_key(spec.trigger_id, fire), source="cron")
                 if existing is not None:
-                    self._observer.fired(spec, fire, SubmitResult(run=existing, created=False))
+                    self._observer.fired(spec, fire, existing)
                 else:
                     self._report_missed(spec, count=1, latest=fire)
                 continue
