@@ -46,11 +46,11 @@ from tests.support.operator import OperatorProcess
 
 from bench.operator_scale import CpuMeter, ensure_namespace, install_crds, is_ready, percentiles, settle, watch_until
 from stargraph.api.v1alpha1 import GROUP, VERSION
+from stargraph.fires.event import TriggerEvent
+from stargraph.fires.keys import body_sha256, trigger_id, webhook_idempotency_key
 from stargraph.k8s import KubeClient, load_credentials, path
-from stargraph.k8s.run_sink import runs_path
-from stargraph.runs import ANNOTATION_IDEMPOTENCY_KEY, TriggerObject, build_run, trigger_payload
-from stargraph.triggers.events import TriggerEvent
-from stargraph.triggers.keys import body_sha256, trigger_id, webhook_idempotency_key
+from stargraph.runs import ANNOTATION_IDEMPOTENCY_KEY, TriggerObject, build_run
+from stargraph.runs.kube_sink import runs_path
 from stargraph.triggers.signatures import SignatureScheme, parse_secret, sign
 
 __all__ = ["main"]
@@ -138,7 +138,7 @@ def _delivery_run(trigger: TriggerObject, body: bytes) -> dict[str, Any]:
         trigger_id=hook,
         scheduled_fire=datetime.now(UTC),
         idempotency_key=webhook_idempotency_key(hook, digest),
-        payload={**trigger_payload(trigger), "delivery": {"id": None, "bodySha256": digest}},
+        payload={"delivery": {"id": None, "bodySha256": digest}},
     )
     return build_run(event, trigger=trigger, source="webhook")
 

@@ -57,7 +57,7 @@ def _parse_target(target: str) -> tuple[str, str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Create a manual Run: with the user's kubeconfig, or through a server's `POST /v1/runs` with `--server`."""
-    from stargraph.triggers.keys import manual_idempotency_key
+    from stargraph.fires.keys import manual_idempotency_key
 
     kind, name = _parse_target(args.trigger)
     params = _parse_params(args.param)
@@ -100,10 +100,9 @@ async def _run_via_kubeconfig(args: argparse.Namespace, body: dict[str, Any], ke
 
     from stargraph.controller.kinds import BUILT_IN_KINDS
     from stargraph.k8s import KubeClient, KubeError, load_credentials
-    from stargraph.k8s.run_index import RunIndex
-    from stargraph.k8s.run_sink import KubeRunSink
     from stargraph.models import describe_validation_error
-    from stargraph.scheduler import PermanentSinkError, payload_sha256
+    from stargraph.runs import PermanentSinkError, RunIndex, RunRequest, payload_sha256
+    from stargraph.runs.kube_sink import KubeRunSink
     from stargraph.triggers.manual import ManualRunRequest, manual_event
 
     try:
@@ -114,7 +113,7 @@ async def _run_via_kubeconfig(args: argparse.Namespace, body: dict[str, Any], ke
     try:
         credentials = load_credentials(kubeconfig=args.kubeconfig, context=args.context)
         async with KubeClient(credentials) as api:
-            result = await KubeRunSink(api, RunIndex(), kinds=BUILT_IN_KINDS).create(event)
+            result = await KubeRunSink(api, RunIndex(), kinds=BUILT_IN_KINDS).create(RunRequest(event=event))
     except PermanentSinkError as exc:
         _fail(f"{exc.reason}: {exc}", status=1)
     except KubeError as exc:

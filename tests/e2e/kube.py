@@ -13,7 +13,7 @@ from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi, V1ObjectMe
 from kubernetes.client.exceptions import ApiException
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
-from stargraph.triggers.keys import split_trigger_id
+from stargraph.fires.keys import split_trigger_id
 
 __all__ = [
     "ANNOTATION_FIRE",

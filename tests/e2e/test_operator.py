@@ -23,23 +23,16 @@ import yaml
 from kubernetes.client import (
     ApiClient,
     CustomObjectsApi,
-    RbacAuthorizationV1Api,
-    RbacV1Subject,
-    V1ObjectMeta,
-    V1PolicyRule,
-    V1Role,
-    V1RoleBinding,
-    V1RoleRef,
 )
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
-from stargraph.naming import run_name
-from stargraph.triggers.keys import (
+from stargraph.fires.keys import (
     body_sha256,
     cron_idempotency_key,
     webhook_delivery_idempotency_key,
     webhook_idempotency_key,
 )
+from stargraph.runs.naming import run_name
 from stargraph.triggers.signatures import SignatureScheme, sign
 from tests.e2e.conftest import OperatorIdentity
 from tests.e2e.kube import (
@@ -63,6 +56,7 @@ from tests.e2e.kube import (
 )
 from tests.support.controlplane import KubeCluster
 from tests.support.operator import Kubectl, OperatorProcess, eventually, stays
+from tests.support.rbac import grant
 
 pytestmark = pytest.mark.cluster
 
@@ -459,21 +453,8 @@ def test_post_runs_needs_rbac_and_honours_the_idempotency_key(
     assert error["reason"] == "forbidden" and namespace in error["message"], error
     assert list_runs(kube_api, namespace) == []
 
-    rbac = RbacAuthorizationV1Api(kube_api)
-    rbac.create_namespaced_role(
-        namespace,
-        V1Role(
-            metadata=V1ObjectMeta(name="run-creator"),
-            rules=[V1PolicyRule(api_groups=[GROUP], resources=["runs"], verbs=["create"])],
-        ),
-    )
-    rbac.create_namespaced_role_binding(
-        namespace,
-        V1RoleBinding(
-            metadata=V1ObjectMeta(name="caller-creates-runs"),
-            role_ref=V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="run-creator"),
-            subjects=[RbacV1Subject(kind="ServiceAccount", name="caller", namespace=namespace)],
-        ),
+    grant(
+        kube_api, namespace, service_account="caller", role="run-creator", group=GROUP, resource="runs", verb="create"
     )
 
     def created() -> httpx.Response | None:

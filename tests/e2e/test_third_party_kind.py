@@ -18,6 +18,7 @@ from kubernetes.client import ApiClient, CustomObjectsApi
 
 from tests.e2e.conftest import Operators
 from tests.e2e.kube import condition, is_ready, list_runs
+from tests.support.crds import namespaced_crd
 from tests.support.distribution import write_trigger_distribution
 from tests.support.operator import Kubectl, eventually
 
@@ -25,40 +26,19 @@ pytestmark = pytest.mark.cluster
 
 GROUP, VERSION, PLURAL = "acme.example", "v1", "queuetriggers"
 
-CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": f"{PLURAL}.{GROUP}"},
-    "spec": {
-        "group": GROUP,
-        "scope": "Namespaced",
-        "names": {"plural": PLURAL, "singular": "queuetrigger", "kind": "QueueTrigger"},
-        "versions": [
-            {
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {"type": "object", "properties": {"queue": {"type": "string"}}},
-                            "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
+CRD = namespaced_crd(
+    group=GROUP,
+    version=VERSION,
+    kind="QueueTrigger",
+    plural=PLURAL,
+    spec={"type": "object", "properties": {"queue": {"type": "string"}}},
+)
 
 PLUGIN = '''
     """Fires one Run per generation of a QueueTrigger: the smallest third-party trigger with a kind of its own."""
     import hashlib
 
-    from stargraph.runs import TriggerObject, trigger_payload
-    from stargraph.triggers import TriggerEvent
+    from stargraph.triggers import TriggerEvent, TriggerObject
     from stargraph.triggers.kinds import InvalidTrigger, TriggerKind
 
 
@@ -90,9 +70,8 @@ PLUGIN = '''
                 trigger_id=trigger_id,
                 scheduled_fire=self.scheduler.clock.now(),
                 idempotency_key=key,
-                payload=trigger_payload(TriggerObject.from_body(body)),
             )
-            result = await self.scheduler.submit(event)
+            result = await self.scheduler.submit(event, trigger=TriggerObject.from_body(body))
             return {"lastRunName": result.run.name, "queue": queue}
 
         def forget(self, namespace, name):

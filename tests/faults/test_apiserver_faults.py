@@ -19,8 +19,8 @@ import pytest
 from kubernetes.client import ApiClient, CustomObjectsApi, EventsV1Api
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
-from stargraph.naming import run_name
-from stargraph.triggers.keys import cron_idempotency_key, format_fire_time, trigger_id
+from stargraph.fires.keys import cron_idempotency_key, format_fire_time, trigger_id
+from stargraph.runs.naming import run_name
 from tests.e2e.conftest import Operators
 from tests.e2e.kube import create, cron_trigger, every, list_runs, parse_time, runs_per_fire
 from tests.support.fault_proxy import FaultProxy

@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from kubernetes.client import ApiClient
 
-from stargraph.naming import run_name
-from stargraph.triggers.keys import body_sha256, webhook_idempotency_key
+from stargraph.fires.keys import body_sha256, webhook_idempotency_key
+from stargraph.runs.naming import run_name
 from stargraph.triggers.signatures import SignatureScheme, sign
 from tests.e2e.conftest import Operators
 from tests.e2e.kube import create, cron_trigger, list_runs

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from kubernetes.client import ApiClient
 
-from stargraph.triggers.keys import format_fire_time
+from stargraph.fires.keys import format_fire_time
 from tests.e2e.conftest import Operators
 from tests.e2e.kube import create, cron_trigger, list_cron_triggers, list_runs, runs_per_fire
 from tests.support.operator import eventually

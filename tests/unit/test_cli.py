@@ -1,8 +1,5 @@
 """The `stargraph` command line: errors name the argument at fault; `run` talks to a real server on loopback."""
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -12,8 +9,10 @@ import uvicorn
 
 from stargraph.cli import main
 from stargraph.http import HttpError, HttpRequest
-from stargraph.scheduler import InMemoryRunSink
+from stargraph.runs import InMemoryRunSink
 from stargraph.serve import create_app
+from tests.support.app import serving_in_thread
+from tests.support.operator import free_port
 
 
 async def allow_token(request: HttpRequest, namespace: str) -> Mapping[str, Any]:
@@ -25,20 +24,10 @@ async def allow_token(request: HttpRequest, namespace: str) -> Mapping[str, Any]
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, InMemoryRunSink]]:
     sink = InMemoryRunSink()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     app = create_app(sink=sink, plugins=["manual"], deps={"authorizer": allow_token})
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", sink
-    uv.should_exit = True
-    thread.join(10)
+    with serving_in_thread(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")):
+        yield f"http://127.0.0.1:{port}", sink
 
 
 def test_run_twice_with_the_same_key_prints_the_same_run(server, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stargraph.clock import ManualClock
-from stargraph.scheduler import InMemoryRunSink, Scheduler, SubmitResult
-from stargraph.scheduler.scheduler import RetryPolicy
+from stargraph.runs import InMemoryRunSink, SubmitResult
+from stargraph.scheduler import RetryPolicy, Scheduler
 from stargraph.triggers.cron import CronTriggerPlugin
 from stargraph.triggers.specs import CronSpec
 

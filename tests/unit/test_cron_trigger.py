@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from stargraph.clock import ManualClock
-from stargraph.scheduler import InMemoryRunSink, PermanentSinkError, Scheduler, SubmitResult
-from stargraph.scheduler.scheduler import RetryPolicy
+from stargraph.runs import InMemoryRunSink, PermanentSinkError, RunRequest, SubmitResult
+from stargraph.scheduler import RetryPolicy, Scheduler
 from stargraph.triggers import cron_idempotency_key
 from stargraph.triggers.cron import CronTriggerPlugin, cron_event
 from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError
-from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.specs import CronSpec
 
 START = datetime(2026, 1, 1, 0, 0, 0, tzinfo=UTC)
@@ -182,9 +181,9 @@ async def test_a_burst_of_fires_only_creates_runs_the_schedule_is_read_ahead(mon
     release = asyncio.Event()
 
     class HeldSink(InMemoryRunSink):
-        async def create(self, event: TriggerEvent) -> SubmitResult:
+        async def create(self, request: RunRequest) -> SubmitResult:
             await release.wait()
-            return await super().create(event)
+            return await super().create(request)
 
     clock = ManualClock(START)
     sink = HeldSink()
@@ -216,11 +215,11 @@ class FlakySink(InMemoryRunSink):
         self.down = False
         self.refused: list[datetime] = []
 
-    async def create(self, event: TriggerEvent) -> SubmitResult:
+    async def create(self, request: RunRequest) -> SubmitResult:
         if self.down:
-            self.refused.append(event.scheduled_fire)
+            self.refused.append(request.event.scheduled_fire)
             raise ConnectionRefusedError("apiserver down")
-        return await super().create(event)
+        return await super().create(request)
 
 
 @pytest.fixture
@@ -299,11 +298,11 @@ async def test_a_fire_the_sink_refuses_for_good_is_reported_failed_and_not_retri
     class Refusing(InMemoryRunSink):
         attempts = 0
 
-        async def create(self, event: TriggerEvent) -> SubmitResult:
+        async def create(self, request: RunRequest) -> SubmitResult:
             self.attempts += 1
             if self.attempts == 1:
                 raise PermanentSinkError("name taken by another object", reason="run_name_conflict")
-            return await super().create(event)
+            return await super().create(request)
 
     rec = Recording()
     h.sink = sink = Refusing()
@@ -325,7 +324,7 @@ async def test_a_pending_fire_past_its_deadline_that_has_a_run_meanwhile_is_not_
     flaky.sink.down = True
     # The 2 s fire is tried at 2, 2.5, 3.5 and 4, then not before 6: past its deadline (5 s), by when it has a Run.
     await flaky.clock.advance_to(START + timedelta(seconds=4.5))
-    await InMemoryRunSink.create(flaky.sink, cron_event(spec(), START + timedelta(seconds=2)))
+    await InMemoryRunSink.create(flaky.sink, RunRequest(event=cron_event(spec(), START + timedelta(seconds=2))))
     await flaky.clock.advance_to(START + timedelta(seconds=5.5))
     flaky.sink.down = False
     await flaky.clock.advance_to(START + timedelta(seconds=7))

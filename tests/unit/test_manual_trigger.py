@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from stargraph.http import HttpError, HttpRequest
-from stargraph.scheduler import InMemoryRunSink
+from stargraph.runs import InMemoryRunSink
 from stargraph.serve import create_app
 from tests.support.app import running_app
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from stargraph.scheduler import InMemoryRunSink, PermanentSinkError, Scheduler, SchedulerStopped, SubmitResult
-from stargraph.scheduler.scheduler import RetryPolicy
+from stargraph.runs import InMemoryRunSink, PermanentSinkError, RunRequest, SchedulerStopped, SubmitResult
+from stargraph.scheduler import RetryPolicy, Scheduler
 from stargraph.triggers import TriggerEvent, cron_idempotency_key
 
 FIRE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -37,7 +37,7 @@ class SlowSink(InMemoryRunSink):
         self.gate = asyncio.Event()
         self.gate.set()
 
-    async def create(self, event: TriggerEvent) -> SubmitResult:
+    async def create(self, request: RunRequest) -> SubmitResult:
         self.calls += 1
         self.active += 1
         self.peak = max(self.peak, self.active)
@@ -47,7 +47,7 @@ class SlowSink(InMemoryRunSink):
             if self.failures:
                 self.failures -= 1
                 raise self.error("apiserver unavailable")
-            return await super().create(event)
+            return await super().create(request)
         finally:
             self.active -= 1
 
@@ -170,10 +170,10 @@ async def test_a_retry_after_from_the_sink_lengthens_the_backoff_up_to_the_cap(m
     class ThrottlingSink(InMemoryRunSink):
         asked = [1.0, 60.0]
 
-        async def create(self, event: TriggerEvent) -> SubmitResult:
+        async def create(self, request: RunRequest) -> SubmitResult:
             if self.asked:
                 raise Throttled(self.asked.pop(0))
-            return await super().create(event)
+            return await super().create(request)
 
     monkeypatch.setattr("stargraph.scheduler.scheduler.asyncio.sleep", record)
     scheduler = Scheduler(ThrottlingSink(), retry=RetryPolicy(attempts=3, first_delay=0.1, max_delay=2.0))
@@ -186,7 +186,7 @@ async def test_a_retry_after_from_the_sink_lengthens_the_backoff_up_to_the_cap(m
 
 async def test_a_refused_create_is_counted_by_reason() -> None:
     class Squatted(InMemoryRunSink):
-        async def create(self, event: TriggerEvent) -> SubmitResult:
+        async def create(self, request: RunRequest) -> SubmitResult:
             raise PermanentSinkError("name held by another object", reason="run_name_conflict")
 
     scheduler = Scheduler(Squatted(), retry=NO_WAIT)

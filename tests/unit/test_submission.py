@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from stargraph.fires.event import TriggerEvent
 from stargraph.http import HttpError
-from stargraph.scheduler import InMemoryRunSink, Scheduler, SubmitResult
+from stargraph.runs import InMemoryRunSink, RunRequest, SubmitResult
+from stargraph.scheduler import Scheduler
 from stargraph.serve import create_app
-from stargraph.triggers.events import TriggerEvent
 from stargraph.triggers.submission import RETRY_AFTER_SECONDS, submit_or_http_error
 from tests.support.app import running_app
 
@@ -22,13 +23,13 @@ class HeldSink(InMemoryRunSink):
         super().__init__()
         self.release = asyncio.Event()
 
-    async def create(self, event: TriggerEvent) -> SubmitResult:
+    async def create(self, request: RunRequest) -> SubmitResult:
         await self.release.wait()
-        return await super().create(event)
+        return await super().create(request)
 
 
 class DownSink(InMemoryRunSink):
-    async def create(self, event: TriggerEvent) -> SubmitResult:
+    async def create(self, request: RunRequest) -> SubmitResult:
         raise ConnectionRefusedError("apiserver down")
 
 

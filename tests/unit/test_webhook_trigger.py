@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from stargraph.clock import ManualClock
-from stargraph.scheduler import InMemoryRunSink
+from stargraph.runs import InMemoryRunSink
 from stargraph.serve import AppState, create_app
 from stargraph.triggers.signatures import SignatureScheme, parse_secret, sign
 from stargraph.triggers.specs import WebhookSpec

@@ -1,35 +1,7 @@
-"""The Kubernetes API of stargraph (`stargraph.io/v1alpha1`): pydantic models that are the single source of the CRDs."""
+"""The Kubernetes API of stargraph: `stargraph.api.v1alpha1` holds the `stargraph.io/v1alpha1` models (pydantic, the
+single source of the CRDs), `stargraph.api.crdgen` generates the CRDs from them.
 
-from stargraph.api.v1alpha1 import (
-    GROUP,
-    VERSION,
-    Condition,
-    CronTriggerSpec,
-    CronTriggerStatus,
-    EventFilter,
-    RunSpec,
-    RunStatus,
-    RunTemplate,
-    SecretRef,
-    SignatureSpec,
-    TriggerReference,
-    WebhookTriggerSpec,
-    WebhookTriggerStatus,
-)
+Import the models from their versioned module, so that code says which version of the API it speaks.
+"""
 
-__all__ = [
-    "GROUP",
-    "VERSION",
-    "Condition",
-    "CronTriggerSpec",
-    "CronTriggerStatus",
-    "EventFilter",
-    "RunSpec",
-    "RunStatus",
-    "RunTemplate",
-    "SecretRef",
-    "SignatureSpec",
-    "TriggerReference",
-    "WebhookTriggerSpec",
-    "WebhookTriggerStatus",
-]
+__all__: list[str] = []

@@ -16,7 +16,6 @@ from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from stargraph.models import IRBase
-from stargraph.triggers.signatures import SignatureScheme
 
 __all__ = [
     "GROUP",
@@ -34,6 +33,7 @@ __all__ = [
     "RunStatus",
     "RunTemplate",
     "SecretRef",
+    "SignatureScheme",
     "SignatureSpec",
     "TriggerReference",
     "WebhookTriggerSpec",
@@ -68,6 +68,14 @@ class ConcurrencyPolicy(StrEnum):
 class DeduplicationKey(StrEnum):
     BODY = "Body"
     DELIVERY_ID = "DeliveryID"
+
+
+class SignatureScheme(StrEnum):
+    """How a webhook sender signs its deliveries (`stargraph.triggers.signatures` verifies each)."""
+
+    HMAC_SHA256 = "hmac-sha256"
+    GITHUB = "github"
+    STANDARD_WEBHOOKS = "standard-webhooks"
 
 
 class RunPhase(StrEnum):

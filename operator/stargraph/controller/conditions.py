@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from stargraph.triggers.keys import format_fire_time
+from stargraph.fires.keys import format_fire_time
 
 __all__ = ["conditions_for", "ready", "same", "stalled"]
 

@@ -28,13 +28,12 @@ from stargraph.controller.kinds import CRON, object_ref, parse_time
 from stargraph.controller.reporting import report_stalled
 from stargraph.controller.run_history import RunHistory
 from stargraph.controller.status_writer import StatusWriter
+from stargraph.fires.keys import trigger_id
 from stargraph.k8s.client import KubeClient
-from stargraph.k8s.run_index import RunIndex
 from stargraph.models import describe_validation_error
-from stargraph.runs import TriggerObject, trigger_payload
+from stargraph.runs import RunIndex, TriggerObject
 from stargraph.triggers.cron import CronTriggerPlugin
 from stargraph.triggers.cron_schedule import ScheduleError
-from stargraph.triggers.keys import trigger_id
 from stargraph.triggers.specs import CronSpec
 
 __all__ = ["CronController"]
@@ -137,7 +136,7 @@ class CronController:
             catch_up_limit=spec.catch_up_limit,
             concurrency_policy=spec.concurrency_policy.value,
             resume_from=self._resume_from(key, last, last_missed, parse_time(metadata.get("creationTimestamp"))),
-            payload=trigger_payload(trigger),
+            trigger=trigger,
         )
         self._triggers[key] = CronTriggerState(
             uid=uid,

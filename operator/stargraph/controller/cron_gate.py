@@ -13,8 +13,8 @@ from stargraph.controller.cron_state import CronTriggers
 from stargraph.controller.event_recorder import EventRecorder
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import NotFound
-from stargraph.k8s.run_index import RunIndex
-from stargraph.k8s.run_sink import runs_path
+from stargraph.runs import RunIndex
+from stargraph.runs.kube_sink import runs_path
 from stargraph.triggers.specs import CronSpec
 
 __all__ = ["ConcurrencyGate"]

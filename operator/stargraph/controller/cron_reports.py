@@ -12,9 +12,9 @@ from stargraph.controller.cron_state import CronTriggers, fmt
 from stargraph.controller.event_recorder import EventRecorder
 from stargraph.controller.kinds import CRON
 from stargraph.controller.status_writer import StatusWriter
-from stargraph.scheduler.sinks import PermanentSinkError, SubmitResult
+from stargraph.fires.keys import format_fire_time
+from stargraph.runs import PermanentSinkError, SubmitResult
 from stargraph.triggers.cron import CronTriggerPlugin
-from stargraph.triggers.keys import format_fire_time
 from stargraph.triggers.specs import CronSpec
 
 __all__ = ["CronReports"]

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from stargraph.api.v1alpha1 import CronTriggerSpec
+from stargraph.fires.keys import format_fire_time
 from stargraph.k8s.events import ObjectRef
-from stargraph.triggers.keys import format_fire_time
 
 __all__ = ["CronTriggerState", "CronTriggers", "TriggerName", "fmt"]
 

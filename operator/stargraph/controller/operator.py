@@ -32,21 +32,19 @@ from stargraph.controller.kinds import BUILT_IN_KINDS, CRON, WEBHOOK
 from stargraph.controller.kopf_runner import KopfRunner, Watch
 from stargraph.controller.status_writer import StatusWriter
 from stargraph.controller.webhook_controller import WebhookController
+from stargraph.fires.event import TriggerEvent
+from stargraph.fires.keys import split_trigger_id
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.credentials import Credentials
 from stargraph.k8s.informer import Informer
 from stargraph.k8s.lease import LeaderElector
 from stargraph.k8s.paths import path
-from stargraph.k8s.run_index import RunIndex
-from stargraph.k8s.run_sink import KubeRunSink
 from stargraph.plugin.manager import unwrap
-from stargraph.runs import LABEL_TRIGGER
+from stargraph.runs import LABEL_TRIGGER, RunIndex, SubmitResult
+from stargraph.runs.kube_sink import KubeRunSink
 from stargraph.scheduler import Scheduler
-from stargraph.scheduler.sinks import SubmitResult
 from stargraph.serve import App, AppState, create_app
 from stargraph.triggers.cron import CronTriggerPlugin
-from stargraph.triggers.events import TriggerEvent
-from stargraph.triggers.keys import split_trigger_id
 from stargraph.triggers.kinds import KubernetesTrigger, TriggerKind
 from stargraph.triggers.specs import CronSpec
 from stargraph.triggers.webhook import WebhookTriggerPlugin

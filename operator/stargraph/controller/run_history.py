@@ -17,8 +17,8 @@ from stargraph.controller.kinds import CRON
 from stargraph.controller.status_writer import StatusWriter, yield_to_runs
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound
-from stargraph.k8s.run_index import RunIndex, RunInfo, TriggerKey
-from stargraph.k8s.run_sink import runs_path
+from stargraph.runs import RunIndex, TriggerKey, active_run_names, beyond_history_limits
+from stargraph.runs.kube_sink import runs_path
 
 __all__ = ["RunHistory"]
 
@@ -84,17 +84,17 @@ class RunHistory:
         if trigger is None:
             return
         runs = self._index.runs_of((key[0], "crontrigger", key[1]))
-        active = [run.ref.name for run in runs if run.active]
+        active = active_run_names(runs)
         if active != trigger.active:
             trigger.active = active
             self._status.update(
                 plural=PLURAL, namespace=key[0], name=key[1], status={"active": [{"name": n} for n in active]}
             )
-        for phase, limit in (
-            ("Succeeded", trigger.spec.successful_runs_history_limit),
-            ("Failed", trigger.spec.failed_runs_history_limit),
-        ):
-            finished: list[RunInfo] = sorted((r for r in runs if r.phase == phase), key=lambda r: r.finished)
-            for run in finished[: max(0, len(finished) - limit)]:
-                with contextlib.suppress(NotFound):
-                    await self._api.delete(runs_path(run.ref.namespace, run.ref.name), propagation_policy="Background")
+        doomed = beyond_history_limits(
+            runs,
+            succeeded=trigger.spec.successful_runs_history_limit,
+            failed=trigger.spec.failed_runs_history_limit,
+        )
+        for run in doomed:
+            with contextlib.suppress(NotFound):
+                await self._api.delete(runs_path(run.ref.namespace, run.ref.name), propagation_policy="Background")

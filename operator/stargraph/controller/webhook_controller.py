@@ -30,16 +30,15 @@ from stargraph.controller.kinds import WEBHOOK
 from stargraph.controller.reporting import report_stalled
 from stargraph.controller.status_writer import StatusWriter
 from stargraph.errors import StargraphError
+from stargraph.fires.event import TriggerEvent
+from stargraph.fires.keys import format_fire_time, split_trigger_id
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound
 from stargraph.k8s.informer import Change
 from stargraph.k8s.paths import path
 from stargraph.metrics import Metrics
 from stargraph.models import describe_validation_error
-from stargraph.runs import TriggerObject, trigger_payload
-from stargraph.scheduler.sinks import SubmitResult
-from stargraph.triggers.events import TriggerEvent
-from stargraph.triggers.keys import format_fire_time, split_trigger_id
+from stargraph.runs import SubmitResult, TriggerObject
 from stargraph.triggers.specs import WebhookSpec
 from stargraph.triggers.webhook import WebhookTriggerPlugin
 
@@ -224,7 +223,7 @@ class WebhookController:
             key_on_delivery_id=spec.deduplicate_by == DeduplicationKey.DELIVERY_ID,
             event_types=frozenset(spec.events.types) if spec.events else None,
             event_type_header=spec.events.header if spec.events else None,
-            payload=trigger_payload(trigger),
+            trigger=trigger,
         )
         try:
             self._plugin.apply(armed)

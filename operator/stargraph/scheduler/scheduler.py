@@ -19,19 +19,18 @@ import structlog
 from prometheus_client import Counter
 
 from stargraph.clock import Clock, SystemClock
+from stargraph.fires.event import TriggerEvent
+from stargraph.fires.keys import split_trigger_id
 from stargraph.metrics import Metrics
-from stargraph.scheduler.sinks import PermanentSinkError, RunSink, SubmitResult
-from stargraph.triggers.events import TriggerEvent
-from stargraph.triggers.keys import split_trigger_id
+from stargraph.runs.manifest import TriggerObject
+from stargraph.runs.refs import SubmitResult
+from stargraph.runs.sink import PermanentSinkError, RunRequest, RunSink
+from stargraph.runs.submit import SchedulerStopped
 from stargraph.workers import WorkerPool
 
-__all__ = ["RetryPolicy", "Scheduler", "SchedulerStopped"]
+__all__ = ["RetryPolicy", "Scheduler"]
 
 log = structlog.get_logger("stargraph.scheduler")
-
-
-class SchedulerStopped(RuntimeError):
-    """The scheduler no longer accepts events (shutting down)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +47,7 @@ def _source(event: TriggerEvent) -> str:
     return split_trigger_id(event.trigger_id)[0] or "unknown"
 
 
-_Job = tuple[TriggerEvent, "asyncio.Future[SubmitResult]"]
+_Job = tuple[RunRequest, "asyncio.Future[SubmitResult]"]
 
 
 class _Labelled(dict[str, Counter]):
@@ -64,6 +63,8 @@ class _Labelled(dict[str, Counter]):
 
 
 class Scheduler:
+    """The `RunSubmitter` that plugins get as `deps["scheduler"]`."""
+
     def __init__(
         self,
         sink: RunSink,
@@ -120,8 +121,8 @@ class Scheduler:
         self._index_dedupes.inc()
         return SubmitResult(run=run, created=False)
 
-    async def submit(self, event: TriggerEvent) -> SubmitResult:
-        """Turn `event` into its Run and return it; concurrent and repeated submissions of one key share one Run."""
+    async def submit(self, event: TriggerEvent, *, trigger: TriggerObject | None = None) -> SubmitResult:
+        """Turn `event` into its Run (owned by `trigger`) and return it; submissions of one key share one Run."""
         key = event.idempotency_key
         known = self.known(key, source=_source(event))
         if known is not None:
@@ -137,14 +138,15 @@ class Scheduler:
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         self._idle.clear()
-        self._pool.put((event, future))
+        self._pool.put((RunRequest(event=event, trigger=trigger), future))
         # Shielded: a caller that goes away (client disconnect) must not cancel a creation others may be awaiting.
         return await asyncio.shield(future)
 
     async def _handle(self, job: _Job) -> None:
-        event, future = job
+        request, future = job
+        event = request.event
         try:
-            result = await self._create(event)
+            result = await self._create(request)
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -161,9 +163,10 @@ class Scheduler:
         if future.done() and not future.cancelled():
             future.exception()
 
-    async def _create(self, event: TriggerEvent) -> SubmitResult:
+    async def _create(self, request: RunRequest) -> SubmitResult:
+        event = request.event
         source = _source(event)
-        result = await self._create_with_retries(event, source)
+        result = await self._create_with_retries(request, source)
         if result.created:
             self.metrics.runs_created.labels(source).inc()
             lag = (self.clock.now() - event.scheduled_fire).total_seconds()
@@ -172,11 +175,11 @@ class Scheduler:
             self.metrics.dedupes.labels("sink").inc()
         return result
 
-    async def _create_with_retries(self, event: TriggerEvent, source: str) -> SubmitResult:
+    async def _create_with_retries(self, request: RunRequest, source: str) -> SubmitResult:
         delays = iter(self._retry.delays())
         while True:
             try:
-                return await self.sink.create(event)
+                return await self.sink.create(request)
             except PermanentSinkError as exc:
                 self.metrics.create_errors.labels(source).inc()
                 self.metrics.create_refusals.labels(exc.reason).inc()
@@ -190,5 +193,7 @@ class Scheduler:
                 asked = getattr(exc, "retry_after", None)
                 if isinstance(asked, int | float):
                     delay = max(delay, min(float(asked), self._retry.max_delay))
-                log.warning("run create failed; retrying", trigger_id=event.trigger_id, in_s=delay, error=repr(exc))
+                log.warning(
+                    "run create failed; retrying", trigger_id=request.event.trigger_id, in_s=delay, error=repr(exc)
+                )
                 await asyncio.sleep(delay)

@@ -25,14 +25,10 @@ from starlette.responses import JSONResponse, Response
 from stargraph.clock import Clock, SystemClock
 from stargraph.http import error_body
 from stargraph.metrics import Metrics
-from stargraph.plugin import (
-    DispatchResult,
-    gather_trigger_routes,
-    load_trigger_plugins,
-    new_plugin_manager,
-    run_trigger_lifecycle,
-)
-from stargraph.scheduler import InMemoryRunSink, RunSink, Scheduler
+from stargraph.plugin import load_trigger_plugins, new_plugin_manager
+from stargraph.plugin.triggers_dispatcher import DispatchResult, gather_trigger_routes, run_trigger_lifecycle
+from stargraph.runs import InMemoryRunSink, RunSink, RunSubmitter
+from stargraph.scheduler import Scheduler
 from stargraph.serve.adapter import mountable
 from stargraph.serve.limits import HTTP_LIMITS
 
@@ -126,7 +122,8 @@ def create_app(
             app.state.stargraph = state
             await scheduler.start()
             stack.push_async_callback(scheduler.stop, timeout=stop_timeout)
-            all_deps = {"scheduler": scheduler, "clock": clock, "metrics": metrics, **provided, **(deps or {})}
+            submitter: RunSubmitter = scheduler  # what plugins may rely on; mypy checks the Scheduler provides it
+            all_deps = {"scheduler": submitter, "clock": clock, "metrics": metrics, **provided, **(deps or {})}
             state.record(await run_trigger_lifecycle(manager, "trigger_init", all_deps), "trigger_init")
             state.record(await run_trigger_lifecycle(manager, "trigger_start"), "trigger_start")
             stack.push_async_callback(_stop_triggers, state, stop_timeout)

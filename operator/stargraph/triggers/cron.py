@@ -33,12 +33,12 @@ from typing import Any, Protocol
 import structlog
 
 from stargraph.clock import Clock, SystemClock
+from stargraph.fires.event import TriggerEvent
+from stargraph.fires.keys import cron_idempotency_key
 from stargraph.http import Route
 from stargraph.metrics import Metrics
-from stargraph.scheduler import PermanentSinkError, Scheduler, SubmitResult
+from stargraph.runs import PermanentSinkError, RunSubmitter, SubmitResult
 from stargraph.triggers.cron_schedule import CronSchedule, plan_catch_up
-from stargraph.triggers.events import TriggerEvent
-from stargraph.triggers.keys import cron_idempotency_key
 from stargraph.triggers.specs import CronSpec
 
 __all__ = ["Backoff", "CronGate", "CronObserver", "CronTriggerPlugin", "cron_event"]
@@ -112,7 +112,7 @@ class CronTriggerPlugin:
     """Built-in trigger for cron schedules; `apply` and `remove` change the set of specs while it runs."""
 
     def __init__(self) -> None:
-        self._scheduler: Scheduler | None = None
+        self._scheduler: RunSubmitter | None = None
         self._clock: Clock = SystemClock()
         self._metrics = Metrics()
         self._gate: CronGate = _AdmitAll()
@@ -307,7 +307,7 @@ class CronTriggerPlugin:
             if spec.concurrency_policy != "Allow" and not await self._gate.admit(spec, fire):
                 self._observer.skipped(spec, fire)
                 return None
-            return await self._scheduler.submit(cron_event(spec, fire))
+            return await self._scheduler.submit(cron_event(spec, fire), trigger=spec.trigger)
         except PermanentSinkError as exc:
             log.error(
                 "cron fire refused; it will not get a Run",

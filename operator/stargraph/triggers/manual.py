@@ -15,11 +15,11 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from stargraph.fires.event import TriggerEvent, json_payload
+from stargraph.fires.keys import manual_idempotency_key, trigger_id
 from stargraph.http import HttpError, HttpRequest, HttpResponse, Route, run_response
 from stargraph.models import IRBase, describe_validation_error
-from stargraph.scheduler import Scheduler, payload_sha256
-from stargraph.triggers.events import TriggerEvent, json_payload
-from stargraph.triggers.keys import manual_idempotency_key, trigger_id
+from stargraph.runs import RunSubmitter, payload_sha256
 from stargraph.triggers.submission import submit_or_http_error
 
 __all__ = [
@@ -83,7 +83,7 @@ def manual_event(
 
 class ManualTriggerPlugin:
     def __init__(self) -> None:
-        self._scheduler: Scheduler | None = None
+        self._scheduler: RunSubmitter | None = None
         self._authorize: Authorizer = deny_all
 
     def init(self, deps: Mapping[str, Any]) -> None:

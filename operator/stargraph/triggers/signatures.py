@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import enum
 import hashlib
 import hmac
 import re
@@ -39,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from stargraph.api.v1alpha1 import SignatureScheme
 from stargraph.errors import StargraphError
 
 __all__ = ["SignatureError", "SignatureScheme", "Verification", "parse_secret", "sign", "verify"]
@@ -54,12 +54,6 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _DELIVERY_ID = re.compile(r"[\x21-\x7e]{1,256}")
 _WHSEC_PREFIX = b"whsec_"
 _DEFAULT_SIGNATURE_HEADER = "x-signature-256"
-
-
-class SignatureScheme(enum.StrEnum):
-    HMAC_SHA256 = "hmac-sha256"
-    GITHUB = "github"
-    STANDARD_WEBHOOKS = "standard-webhooks"
 
 
 class SignatureError(StargraphError):

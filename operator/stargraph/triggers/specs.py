@@ -7,9 +7,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from stargraph.fires.event import json_payload
+from stargraph.fires.keys import trigger_id
 from stargraph.models import IRBase
-from stargraph.triggers.events import json_payload
-from stargraph.triggers.keys import trigger_id
+from stargraph.runs import TriggerObject
 from stargraph.triggers.signatures import SignatureScheme
 
 __all__ = ["CronSpec", "WebhookSpec"]
@@ -22,7 +23,9 @@ class _Named(IRBase):
     name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     namespace: str = Field(default="default", min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     payload: dict[str, Any] = {}
-    """Copied into every event this trigger emits (the Run template: graph, params, ...)."""
+    """Copied into every event this trigger emits."""
+    trigger: TriggerObject | None = None
+    """The Kubernetes object its Runs belong to (their owner and Run template); None when served without a cluster."""
 
     @field_validator("payload")
     @classmethod

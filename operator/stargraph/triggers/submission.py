@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 
+from stargraph.fires.event import TriggerEvent
 from stargraph.http import HttpError
-from stargraph.scheduler import PermanentSinkError, Scheduler, SchedulerStopped, SubmitResult
-from stargraph.triggers.events import TriggerEvent
+from stargraph.runs import PermanentSinkError, RunSubmitter, SchedulerStopped, SubmitResult, TriggerObject
 
 __all__ = ["RETRY_AFTER_SECONDS", "SUBMIT_BUDGET_SECONDS", "submit_or_http_error"]
 
@@ -21,12 +21,16 @@ RETRY_AFTER_SECONDS = 5
 
 
 async def submit_or_http_error(
-    scheduler: Scheduler, event: TriggerEvent, *, budget: float = SUBMIT_BUDGET_SECONDS
+    scheduler: RunSubmitter,
+    event: TriggerEvent,
+    *,
+    trigger: TriggerObject | None = None,
+    budget: float = SUBMIT_BUDGET_SECONDS,
 ) -> SubmitResult:
     """The Run for `event`; `HttpError` 503 when retrying later can help, the sink's own status when it cannot."""
     try:
         async with asyncio.timeout(budget):
-            return await scheduler.submit(event)
+            return await scheduler.submit(event, trigger=trigger)
     except SchedulerStopped as exc:
         raise HttpError(503, "shutting_down", "the server is shutting down; retry the request", retry_after=1) from exc
     except PermanentSinkError as exc:

@@ -16,11 +16,11 @@ from typing import Any
 import orjson
 
 from stargraph.clock import Clock, SystemClock
+from stargraph.fires.event import TriggerEvent
+from stargraph.fires.keys import body_sha256, webhook_delivery_idempotency_key, webhook_idempotency_key
 from stargraph.http import HttpError, HttpRequest, HttpResponse, Route, ignored_response, run_response
 from stargraph.metrics import Metrics
-from stargraph.scheduler import Scheduler
-from stargraph.triggers.events import TriggerEvent
-from stargraph.triggers.keys import body_sha256, webhook_delivery_idempotency_key, webhook_idempotency_key
+from stargraph.runs import RunSubmitter
 from stargraph.triggers.signatures import SignatureError, parse_secret, verify
 from stargraph.triggers.specs import WebhookSpec
 from stargraph.triggers.submission import submit_or_http_error
@@ -45,7 +45,7 @@ class WebhookTriggerPlugin:
     """Built-in trigger for signed HTTP deliveries; `apply` and `remove` change the set of specs while it runs."""
 
     def __init__(self) -> None:
-        self._scheduler: Scheduler | None = None
+        self._scheduler: RunSubmitter | None = None
         self._clock: Clock = SystemClock()
         self._metrics = Metrics()
         self._specs: dict[tuple[str, str], _Armed] = {}
@@ -145,5 +145,5 @@ class WebhookTriggerPlugin:
             idempotency_key=key,
             payload={**spec.payload, "delivery": {"id": verification.delivery_id, "bodySha256": body_hash}},
         )
-        result = await submit_or_http_error(self._scheduler, event)
+        result = await submit_or_http_error(self._scheduler, event, trigger=spec.trigger)
         return run_response(result.run, created=result.created)

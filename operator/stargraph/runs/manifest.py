@@ -1,4 +1,4 @@
-"""Runs: the deterministic name that makes a second copy of a fire impossible, and the Run manifest itself.
+"""The Run manifest: its name, labels, annotations and owner, built the same way whoever creates the Run.
 
 Every path that creates a Run (cron, webhook, `POST /v1/runs`, `stargraph run`) goes through `build_run`, so a
 Run looks the same whoever made it, and `run_ref` reads back what the scheduler needs to recognise it.
@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stargraph.api.v1alpha1 import GROUP, VERSION, RunTemplate
-from stargraph.naming import label_value, run_name
-from stargraph.scheduler.sinks import RunRef, payload_sha256
-from stargraph.triggers.events import TriggerEvent
-from stargraph.triggers.keys import format_fire_time
+from stargraph.fires.event import TriggerEvent
+from stargraph.fires.keys import format_fire_time
+from stargraph.runs.naming import label_value, run_name
+from stargraph.runs.refs import RunRef, payload_sha256
 
 __all__ = [
     "ANNOTATION_IDEMPOTENCY_KEY",
@@ -24,19 +24,13 @@ __all__ = [
     "LABEL_SOURCE",
     "LABEL_TRIGGER",
     "LABEL_TRIGGER_KIND",
-    "PAYLOAD_TRIGGER",
     "RUN_API_VERSION",
     "TriggerObject",
     "build_run",
-    "label_value",
-    "run_name",
     "run_ref",
-    "trigger_payload",
 ]
 
 RUN_API_VERSION = f"{GROUP}/{VERSION}"
-PAYLOAD_TRIGGER = "trigger"
-"""Event payload entry naming the trigger a Run belongs to (the `TriggerObject` fields): no read per fire."""
 ANNOTATION_IDEMPOTENCY_KEY = f"{GROUP}/idempotency-key"
 ANNOTATION_TRIGGER_ID = f"{GROUP}/trigger-id"
 ANNOTATION_SCHEDULED_FIRE = f"{GROUP}/scheduled-fire"
@@ -112,19 +106,6 @@ def build_run(
             "params": {**template.params, **(params or {})},
             "scheduledFire": format_fire_time(event.scheduled_fire),
         },
-    }
-
-
-def trigger_payload(trigger: TriggerObject) -> dict[str, Any]:
-    return {
-        PAYLOAD_TRIGGER: {
-            "apiVersion": trigger.api_version,
-            "kind": trigger.kind,
-            "name": trigger.name,
-            "namespace": trigger.namespace,
-            "uid": trigger.uid,
-            "runTemplate": trigger.run_template.model_dump(by_alias=True, exclude_defaults=True),
-        }
     }
 
 

@@ -1,4 +1,4 @@
-"""Where Runs go: the `RunSink` interface the scheduler writes through, and an in-memory sink.
+"""Where Runs go: the `RunSink` interface the scheduler writes through, what it hands a sink, and an in-memory sink.
 
 A sink owns the durable truth about Runs. `lookup` answers from an index the sink keeps current (for Kubernetes,
 from a watch) and must be cheap; `create` must itself be idempotent, because the index can lag: the Kubernetes
@@ -7,39 +7,27 @@ sink relies on deterministic names and the apiserver's 409.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from stargraph.errors import StargraphError
-from stargraph.naming import run_name
-from stargraph.triggers.events import TriggerEvent
-from stargraph.triggers.keys import split_trigger_id
+from stargraph.fires.event import TriggerEvent
+from stargraph.fires.keys import split_trigger_id
+from stargraph.runs.manifest import TriggerObject
+from stargraph.runs.naming import run_name
+from stargraph.runs.refs import RunRef, SubmitResult, payload_sha256
 
-__all__ = ["InMemoryRunSink", "PermanentSinkError", "RunRef", "RunSink", "SubmitResult", "payload_sha256"]
-
-
-def payload_sha256(payload: dict[str, Any]) -> str:
-    """Fingerprint of an event payload (canonical JSON), kept on the Run to tell a replay from a different request."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+__all__ = ["InMemoryRunSink", "PermanentSinkError", "RunRequest", "RunSink"]
 
 
 @dataclass(frozen=True, slots=True)
-class RunRef:
-    name: str
-    namespace: str
-    idempotency_key: str
-    trigger_id: str
-    payload_sha256: str
+class RunRequest:
+    """What the scheduler hands a sink: the event, and the trigger object its Run belongs to."""
 
-
-@dataclass(frozen=True, slots=True)
-class SubmitResult:
-    run: RunRef
-    created: bool
-    """False when the event matched a Run that already existed or was being created."""
+    event: TriggerEvent
+    trigger: TriggerObject | None = None
+    """The owner of the Run. None for a manual run, whose payload names the trigger (the sink reads it), and for
+    triggers served without a cluster."""
 
 
 class PermanentSinkError(StargraphError):
@@ -58,8 +46,8 @@ class RunSink(Protocol):
         """The Run already known for this key, from memory; never does I/O."""
         ...
 
-    async def create(self, event: TriggerEvent) -> SubmitResult:
-        """Create the Run for `event`, or return the existing one (`created=False`) if it already exists."""
+    async def create(self, request: RunRequest) -> SubmitResult:
+        """Create the Run for `request.event`, or return the existing one (`created=False`) if it already exists."""
         ...
 
 
@@ -73,7 +61,8 @@ class InMemoryRunSink:
     def lookup(self, idempotency_key: str) -> RunRef | None:
         return self.runs.get(idempotency_key)
 
-    async def create(self, event: TriggerEvent) -> SubmitResult:
+    async def create(self, request: RunRequest) -> SubmitResult:
+        event = request.event
         existing = self.runs.get(event.idempotency_key)
         if existing is not None:
             return SubmitResult(run=existing, created=False)

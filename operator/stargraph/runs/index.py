@@ -12,9 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stargraph.k8s.informer import Change
-from stargraph.runs import ANNOTATION_SCHEDULED_FIRE, LABEL_TRIGGER_KIND, run_ref
-from stargraph.scheduler.sinks import RunRef
+from stargraph.runs.manifest import ANNOTATION_SCHEDULED_FIRE, LABEL_TRIGGER_KIND, run_ref
+from stargraph.runs.refs import RunRef
 
 __all__ = ["FINISHED_PHASES", "RunIndex", "RunInfo", "TriggerKey"]
 
@@ -73,8 +72,8 @@ class RunIndex:
     def __len__(self) -> int:
         return len(self._by_name)
 
-    def on_change(self, change: Change, body: dict[str, Any]) -> None:
-        """Informer callback; also fed directly with the answer of a successful create."""
+    def on_change(self, change: str, body: dict[str, Any]) -> None:
+        """Informer callback (`ADDED`, `MODIFIED`, `DELETED`); also fed the body of a successful create."""
         metadata = body["metadata"]
         name_key = (metadata.get("namespace", ""), metadata["name"])
         previous = self._by_name.pop(name_key, None)

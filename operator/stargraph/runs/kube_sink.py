@@ -1,7 +1,7 @@
 """The Kubernetes `RunSink`: Runs created with deterministic names, duplicates settled by the apiserver's 409.
 
-`create` resolves the trigger a Run belongs to (from the event's payload, or by reading the trigger for a manual
-run that names it), builds the manifest with `stargraph.runs.build_run`, and POSTs it. A 409 is examined, never
+`create` takes the trigger a Run belongs to from the request (or, for a manual run that names it, reads the
+trigger object), builds the manifest with `stargraph.runs.build_run`, and POSTs it. A 409 is examined, never
 trusted blindly: the existing Run is a duplicate only if it carries the same idempotency key and belongs to the
 same trigger (uid); anything else is a conflict that is reported and never adopted. Why that is all exactly-once
 needs: docs/architecture.md ("The promise everything serves").
@@ -10,22 +10,36 @@ needs: docs/architecture.md ("The promise everything serves").
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
+from stargraph.fires.event import TriggerEvent
+from stargraph.fires.keys import split_trigger_id
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import Conflict, Invalid, NotFound
 from stargraph.k8s.paths import path
-from stargraph.k8s.run_index import RunIndex
-from stargraph.runs import PAYLOAD_TRIGGER, TriggerObject, build_run, run_ref
-from stargraph.scheduler.sinks import PermanentSinkError, RunRef, SubmitResult
-from stargraph.triggers.events import TriggerEvent
-from stargraph.triggers.keys import split_trigger_id
-from stargraph.triggers.kinds import TriggerKind
+from stargraph.runs.index import RunIndex
+from stargraph.runs.manifest import TriggerObject, build_run, run_ref
+from stargraph.runs.refs import RunRef, SubmitResult
+from stargraph.runs.sink import PermanentSinkError, RunRequest
 
-__all__ = ["KubeRunSink", "TriggerKinds", "runs_path"]
+__all__ = ["KubeRunSink", "Resource", "TriggerKinds", "runs_path"]
 
-TriggerKinds = Mapping[str, TriggerKind]
+
+class Resource(Protocol):
+    """Where the objects of a trigger kind live (a `stargraph.triggers.kinds.TriggerKind` is one)."""
+
+    @property
+    def group(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def plural(self) -> str: ...
+
+
+TriggerKinds = Mapping[str, Resource]
 """Trigger kind → its resource, for the kinds whose objects a manual run may name."""
 
 
@@ -42,9 +56,10 @@ class KubeRunSink:
     def lookup(self, idempotency_key: str) -> RunRef | None:
         return self._index.lookup(idempotency_key)
 
-    async def create(self, event: TriggerEvent) -> SubmitResult:
+    async def create(self, request: RunRequest) -> SubmitResult:
+        event = request.event
         source = split_trigger_id(event.trigger_id)[0]
-        trigger, params = await self._trigger_for(event)
+        trigger, params = (request.trigger, None) if request.trigger is not None else await self._named_by(event)
         body = build_run(event, trigger=trigger, source=source, params=params)
         name = body["metadata"]["name"]
         try:
@@ -62,17 +77,7 @@ class KubeRunSink:
         assert ref is not None, "a Run built by build_run carries its key"
         return SubmitResult(run=ref, created=True)
 
-    async def _trigger_for(self, event: TriggerEvent) -> tuple[TriggerObject, dict[str, Any] | None]:
-        carried = event.payload.get(PAYLOAD_TRIGGER)
-        if carried is not None:
-            return TriggerObject.from_body(
-                {
-                    "apiVersion": carried["apiVersion"],
-                    "kind": carried["kind"],
-                    "metadata": {"name": carried["name"], "namespace": carried["namespace"], "uid": carried["uid"]},
-                    "spec": {"runTemplate": carried.get("runTemplate") or {}},
-                }
-            ), None
+    async def _named_by(self, event: TriggerEvent) -> tuple[TriggerObject, dict[str, Any] | None]:
         # A manual run names its trigger; read it for its uid (the owner reference) and its Run template.
         ref = event.payload.get("triggerRef") or {}
         kind = self._kinds.get(ref.get("kind", ""))
