@@ -31,6 +31,7 @@ from typing import Any
 
 import aiohttp
 from tests.support.controlplane import ControlPlane, kubeconfig_context
+from tests.support.crds import namespaced_crd
 
 __all__ = [
     "BENCH_RUN",
@@ -131,33 +132,9 @@ def crd_manifest(resource: CustomResource) -> dict[str, Any]:
         "type": "object",
         "properties": {field: {"type": "string"} for field in ("trigger", "triggerKind", "scheduledTime", "reason")},
     }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": resource.crd_name},
-        "spec": {
-            "group": resource.group,
-            "scope": "Namespaced",
-            "names": {"plural": resource.plural, "kind": resource.kind},
-            "versions": [
-                {
-                    "name": resource.version,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "spec": spec,
-                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
+    return namespaced_crd(
+        group=resource.group, version=resource.version, kind=resource.kind, plural=resource.plural, spec=spec
+    )
 
 
 def run_object(resource: CustomResource, name: str) -> dict[str, Any]:

@@ -16,51 +16,28 @@ from kubernetes.client import (
     ApiextensionsV1Api,
     CoreV1Api,
     CustomObjectsApi,
-    RbacAuthorizationV1Api,
-    RbacV1Subject,
     V1ConfigMap,
     V1ObjectMeta,
     V1OwnerReference,
-    V1PolicyRule,
-    V1Role,
-    V1RoleBinding,
-    V1RoleRef,
 )
 from kubernetes.client.exceptions import ApiException
 
 from tests.support.controlplane import KubeCluster, api_client, poll_until
+from tests.support.crds import namespaced_crd
+from tests.support.rbac import grant
 
 pytestmark = pytest.mark.cluster
 
 GROUP, VERSION, PLURAL, KIND = "test.stargraph.io", "v1", "widgets", "Widget"
 CRD_NAME = f"{PLURAL}.{GROUP}"
-CRD: dict[str, Any] = {
-    "apiVersion": "apiextensions.k8s.io/v1",
-    "kind": "CustomResourceDefinition",
-    "metadata": {"name": CRD_NAME},
-    "spec": {
-        "group": GROUP,
-        "scope": "Namespaced",
-        "names": {"plural": PLURAL, "singular": "widget", "kind": KIND, "listKind": f"{KIND}List"},
-        "versions": [
-            {
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "schema": {
-                    "openAPIV3Schema": {
-                        "type": "object",
-                        "properties": {
-                            "spec": {"type": "object", "properties": {"size": {"type": "string"}}},
-                            "status": {"type": "object", "properties": {"phase": {"type": "string"}}},
-                        },
-                    }
-                },
-            }
-        ],
-    },
-}
+CRD = namespaced_crd(
+    group=GROUP,
+    version=VERSION,
+    kind=KIND,
+    plural=PLURAL,
+    spec={"type": "object", "properties": {"size": {"type": "string"}}},
+    status={"type": "object", "properties": {"phase": {"type": "string"}}},
+)
 
 
 def widget(name: str, size: str = "small") -> dict[str, Any]:
@@ -165,21 +142,14 @@ def test_service_account_needs_a_role_binding(control_plane: KubeCluster, kube_a
             reader.list_namespaced_config_map(namespace)
         assert error.value.status == 403
 
-        rbac = RbacAuthorizationV1Api(kube_api)
-        rbac.create_namespaced_role(
+        grant(
+            kube_api,
             namespace,
-            V1Role(
-                metadata=V1ObjectMeta(name="configmap-reader"),
-                rules=[V1PolicyRule(api_groups=[""], resources=["configmaps"], verbs=["list"])],
-            ),
-        )
-        rbac.create_namespaced_role_binding(
-            namespace,
-            V1RoleBinding(
-                metadata=V1ObjectMeta(name="configmap-reader"),
-                role_ref=V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name="configmap-reader"),
-                subjects=[RbacV1Subject(kind="ServiceAccount", name="reader", namespace=namespace)],
-            ),
+            service_account="reader",
+            role="configmap-reader",
+            group="",
+            resource="configmaps",
+            verb="list",
         )
 
         def can_list() -> bool:

@@ -22,7 +22,7 @@ import orjson
 import pytest
 import structlog
 import yaml
-from kubernetes.client import ApiClient, ApiextensionsV1Api, RbacAuthorizationV1Api
+from kubernetes.client import ApiClient, ApiextensionsV1Api
 
 from stargraph.k8s import (
     ApiError,
@@ -43,6 +43,7 @@ from stargraph.k8s import (
     review_token,
 )
 from tests.support.controlplane import KubeCluster, kubeconfig_context, poll_until
+from tests.support.rbac import grant
 
 pytestmark = pytest.mark.cluster
 
@@ -413,18 +414,15 @@ async def test_subject_access_review_follows_rbac(
 
     assert not await may_create_runs()
 
-    role: Any = {
-        "metadata": {"name": "run-creator"},
-        "rules": [{"apiGroups": ["stargraph.io"], "resources": ["runs"], "verbs": ["create"]}],
-    }
-    binding: Any = {
-        "metadata": {"name": "run-creator"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "run-creator"},
-        "subjects": [{"kind": "ServiceAccount", "name": "poster", "namespace": namespace}],
-    }
-    rbac = RbacAuthorizationV1Api(kube_api)
-    rbac.create_namespaced_role(namespace, role)
-    rbac.create_namespaced_role_binding(namespace, binding)
+    grant(
+        kube_api,
+        namespace,
+        service_account="poster",
+        role="run-creator",
+        group="stargraph.io",
+        resource="runs",
+        verb="create",
+    )
     # The RBAC authorizer reads bindings from an informer cache: they take effect shortly after creation.
     deadline = time.monotonic() + 10
     while not await may_create_runs():

@@ -11,12 +11,23 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
+from kubernetes.client import ApiClient
 
 from tests.e2e.conftest import OperatorIdentity, Operators
-from tests.e2e.kube import parse_time
+from tests.e2e.kube import create, cron_trigger, list_runs, parse_time
 from tests.support.operator import OperatorProcess, eventually
 
-__all__ = ["LEASE", "LeadershipRecord", "elect_args", "electing_pair", "leadership", "leading", "only", "the_leader"]
+__all__ = [
+    "LEASE",
+    "LeadershipRecord",
+    "elect_args",
+    "electing_pair",
+    "firing_every_second",
+    "leadership",
+    "leading",
+    "only",
+    "the_leader",
+]
 
 LEASE = {"duration": 4.0, "renew": 3.0, "retry": 0.5}
 
@@ -92,3 +103,9 @@ def electing_pair(operators: Operators, identity: OperatorIdentity) -> tuple[Ope
     b = operators.start("b", extra_args=elect_args(identity))
     leader = the_leader(a, b)
     return leader, b if leader is a else a
+
+
+def firing_every_second(api: ApiClient, namespace: str, name: str) -> None:
+    """CronTrigger `name` on every second (catch-up All, 60 s deadline), applied; returns once it has three Runs."""
+    create(api, namespace, cron_trigger(name, "* * * * * *", startingDeadlineSeconds=60, catchUp="All"))
+    eventually(lambda: len(list_runs(api, namespace)) >= 3 or None, timeout=15, what="Runs from the leader")

@@ -22,7 +22,7 @@ from kubernetes.client import ApiClient
 
 from tests.e2e.conftest import OperatorIdentity, Operators
 from tests.e2e.kube import create, cron_trigger, every, fires, list_runs, runs_per_fire
-from tests.e2e.leadership import LEASE, elect_args, electing_pair, leadership, leading, only
+from tests.e2e.leadership import LEASE, elect_args, electing_pair, firing_every_second, leadership, leading, only
 from tests.support.operator import eventually
 from tests.support.proxy import TcpProxy
 
@@ -37,8 +37,7 @@ def test_kill_9_of_the_leader_hands_over_and_missed_fires_are_created_once(
     operators: Operators, operator_identity: OperatorIdentity, kube_api: ApiClient, namespace: str
 ) -> None:
     leader, follower = electing_pair(operators, operator_identity)
-    create(kube_api, namespace, cron_trigger("ha", "* * * * * *", startingDeadlineSeconds=60, catchUp="All"))
-    eventually(lambda: len(run_fires(kube_api, namespace)) >= 3 or None, timeout=15, what="Runs from the leader")
+    firing_every_second(kube_api, namespace, "ha")
 
     leader.kill()
     killed = time.monotonic()

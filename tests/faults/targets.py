@@ -11,13 +11,6 @@ from typing import Any
 
 from kubernetes.client import (
     ApiClient,
-    RbacAuthorizationV1Api,
-    RbacV1Subject,
-    V1ObjectMeta,
-    V1PolicyRule,
-    V1Role,
-    V1RoleBinding,
-    V1RoleRef,
 )
 
 from stargraph.api.v1alpha1 import GROUP
@@ -26,6 +19,7 @@ from tests.e2e.kube import create, get, is_ready, put_secret, webhook_trigger
 from tests.faults.leaks import LeakWatch, kubeconfig_token
 from tests.support.controlplane import KubeCluster
 from tests.support.operator import eventually
+from tests.support.rbac import grant
 
 __all__ = ["JSON", "Hook", "bearer", "ready_hook"]
 
@@ -66,20 +60,6 @@ def bearer(
     token = kubeconfig_token(cluster.service_account_kubeconfig(namespace=namespace, name=name))
     leaks.secret(token, what=f"bearer token of {namespace}/{name}")
     if may_create_runs:
-        rbac = RbacAuthorizationV1Api(api)
-        rbac.create_namespaced_role(
-            namespace,
-            V1Role(
-                metadata=V1ObjectMeta(name=f"{name}-creates-runs"),
-                rules=[V1PolicyRule(api_groups=[GROUP], resources=["runs"], verbs=["create"])],
-            ),
-        )
-        rbac.create_namespaced_role_binding(
-            namespace,
-            V1RoleBinding(
-                metadata=V1ObjectMeta(name=f"{name}-creates-runs"),
-                role_ref=V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=f"{name}-creates-runs"),
-                subjects=[RbacV1Subject(kind="ServiceAccount", name=name, namespace=namespace)],
-            ),
-        )
+        role = f"{name}-creates-runs"
+        grant(api, namespace, service_account=name, role=role, group=GROUP, resource="runs", verb="create")
     return token

@@ -17,8 +17,8 @@ import pytest
 from kubernetes.client import ApiClient
 
 from tests.e2e.conftest import OperatorIdentity, Operators
-from tests.e2e.kube import create, cron_trigger, every, list_runs, runs_per_fire
-from tests.e2e.leadership import LEASE, electing_pair, leadership, leading, only
+from tests.e2e.kube import every, list_runs, runs_per_fire
+from tests.e2e.leadership import LEASE, electing_pair, firing_every_second, leadership, leading, only
 from tests.support.operator import eventually
 
 pytestmark = pytest.mark.cluster
@@ -31,8 +31,7 @@ def test_a_leader_paused_past_its_lease_steps_down_on_resume_and_no_fire_has_two
     operators: Operators, operator_identity: OperatorIdentity, kube_api: ApiClient, namespace: str
 ) -> None:
     old, new = electing_pair(operators, operator_identity)
-    create(kube_api, namespace, cron_trigger("paused", "* * * * * *", startingDeadlineSeconds=60, catchUp="All"))
-    eventually(lambda: len(list_runs(kube_api, namespace)) >= 3 or None, timeout=15, what="Runs from the leader")
+    firing_every_second(kube_api, namespace, "paused")
 
     old.pause()
     frozen = time.monotonic()

@@ -64,6 +64,13 @@ def wait_ready(api: ApiClient, namespace: str, name: str) -> dict[str, Any]:
     return eventually(ready, timeout=10, what=f"webhooktrigger {name} Ready")
 
 
+def ready_hook(api: ApiClient, namespace: str, *, secret: str) -> None:
+    """WebhookTrigger `hook`, verifying with `secret` from Secret `hook-secret`, applied and Ready."""
+    put_secret(api, namespace, "hook-secret", {"secret": secret})
+    create(api, namespace, webhook_trigger("hook", "hook-secret"))
+    wait_ready(api, namespace, "hook")
+
+
 def wait_stalled(api: ApiClient, namespace: str, name: str, reason: str) -> dict[str, Any]:
     def stalled() -> dict[str, Any] | None:
         obj = get(api, namespace, "webhooktriggers", name)
@@ -85,9 +92,7 @@ def secret_reads(operator: OperatorProcess) -> float:
 def test_deleted_secret_stalls_the_trigger_within_seconds_and_its_old_signatures_get_404(
     operator: OperatorProcess, kube_api: ApiClient, namespace: str
 ) -> None:
-    put_secret(kube_api, namespace, "hook-secret", {"secret": "leaked"})
-    create(kube_api, namespace, webhook_trigger("hook", "hook-secret"))
-    wait_ready(kube_api, namespace, "hook")
+    ready_hook(kube_api, namespace, secret="leaked")
     accepted = deliver(operator, namespace, "hook", body(1), "leaked")
     assert accepted.status_code == 201, accepted.text
     runs = run_names(kube_api, namespace)
@@ -138,9 +143,7 @@ def test_removed_key_stalls_the_trigger_and_adding_it_back_makes_it_ready(
 def test_recreated_secret_makes_the_trigger_ready_and_a_delivery_creates_a_run(
     operator: OperatorProcess, kube_api: ApiClient, namespace: str
 ) -> None:
-    put_secret(kube_api, namespace, "hook-secret", {"secret": "old"})
-    create(kube_api, namespace, webhook_trigger("hook", "hook-secret"))
-    wait_ready(kube_api, namespace, "hook")
+    ready_hook(kube_api, namespace, secret="old")
     CoreV1Api(kube_api).delete_namespaced_secret("hook-secret", namespace)
     wait_stalled(kube_api, namespace, "hook", "SecretNotFound")
     assert deliver(operator, namespace, "hook", body(1), "old").status_code == 404
@@ -192,9 +195,7 @@ def test_an_unrelated_large_secret_is_never_read(
     namespaced_operator: OperatorProcess, kube_api: ApiClient, namespace: str
 ) -> None:
     operator = namespaced_operator
-    put_secret(kube_api, namespace, "hook-secret", {"secret": "first"})
-    create(kube_api, namespace, webhook_trigger("hook", "hook-secret"))
-    wait_ready(kube_api, namespace, "hook")
+    ready_hook(kube_api, namespace, secret="first")
     assert deliver(operator, namespace, "hook", body(1), "first").status_code == 201
     before = secret_reads(operator)
     assert before >= 1, "the trigger was armed without reading its Secret"

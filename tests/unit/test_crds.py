@@ -15,26 +15,16 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from stargraph.api import crdgen
-from stargraph.api.v1alpha1 import (
-    GROUP,
-    VERSION,
-    CronTriggerSpec,
-    CronTriggerStatus,
-    RunSpec,
-    RunStatus,
-    WebhookTriggerSpec,
-    WebhookTriggerStatus,
-)
+from stargraph.api import crdgen, v1alpha1
 from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
 SAMPLES = sorted((CRDS / "samples").glob("*.yaml"))
 MODELS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
-    "CronTrigger": (CronTriggerSpec, CronTriggerStatus),
-    "WebhookTrigger": (WebhookTriggerSpec, WebhookTriggerStatus),
-    "Run": (RunSpec, RunStatus),
+    "CronTrigger": (v1alpha1.CronTriggerSpec, v1alpha1.CronTriggerStatus),
+    "WebhookTrigger": (v1alpha1.WebhookTriggerSpec, v1alpha1.WebhookTriggerStatus),
+    "Run": (v1alpha1.RunSpec, v1alpha1.RunStatus),
 }
 
 
@@ -254,7 +244,7 @@ def test_sample_is_valid_for_the_models(where: str, doc: dict[str, Any]) -> None
     if doc["kind"] == "Secret":
         assert doc["metadata"]["name"] == "github-push-secret" and "secret" in doc["stringData"]
         return
-    assert doc["apiVersion"] == f"{GROUP}/{VERSION}"
+    assert doc["apiVersion"] == f"{v1alpha1.GROUP}/{v1alpha1.VERSION}"
     spec_model, status_model = MODELS[doc["kind"]]
     spec_model.model_validate(doc["spec"])
     status_model.model_validate(doc.get("status", {}))
@@ -264,7 +254,7 @@ def test_sample_is_valid_for_the_models(where: str, doc: dict[str, Any]) -> None
 def test_sample_crontrigger_fires_every_ten_seconds() -> None:
     doc = yaml.safe_load((CRDS / "samples" / "crontrigger.yaml").read_text())
     assert doc["metadata"]["name"] == "every-ten-seconds"
-    spec = CronTriggerSpec.model_validate(doc["spec"])
+    spec = v1alpha1.CronTriggerSpec.model_validate(doc["spec"])
     assert spec.schedule == "*/10 * * * * *"
     assert spec.run_template.graph and spec.run_template.params
     assert _schedule_regex().search(spec.schedule)
@@ -272,7 +262,7 @@ def test_sample_crontrigger_fires_every_ten_seconds() -> None:
 
 def test_sample_webhooktrigger_uses_the_sample_secret() -> None:
     secret, trigger = yaml.safe_load_all((CRDS / "samples" / "webhooktrigger.yaml").read_text())
-    spec = WebhookTriggerSpec.model_validate(trigger["spec"])
+    spec = v1alpha1.WebhookTriggerSpec.model_validate(trigger["spec"])
     assert trigger["metadata"]["name"] == "github-push"
     assert spec.signature.scheme == "github"
     assert spec.secret_ref.name == secret["metadata"]["name"]

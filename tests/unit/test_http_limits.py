@@ -7,7 +7,6 @@ most; the fault tests (tests/faults/test_slow_clients.py) hold the running opera
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -19,6 +18,8 @@ from stargraph.serve.limits import HttpLimits
 from stargraph.serve.server import LimitedH11Protocol
 from stargraph.triggers.signatures import SignatureScheme, sign
 from stargraph.triggers.specs import WebhookSpec
+from tests.support.app import serving_in_thread
+from tests.support.operator import free_port
 from tests.support.rawhttp import Answer, exchange
 
 
@@ -35,9 +36,7 @@ CAP = 100
 
 @pytest.fixture(scope="module")
 def port() -> Iterator[int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        free: int = probe.getsockname()[1]
+    free = free_port()
     spec = WebhookSpec(name="hook", secrets=(SECRET,), max_body_bytes=CAP)
     app = create_app(plugins=["webhook"], deps={"webhook_specs": [spec]}, body_timeout=Quick.limits.body_timeout)
     config = uvicorn.Config(
@@ -51,15 +50,8 @@ def port() -> Iterator[int]:
         log_level="warning",
         lifespan="on",
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield free
-    server.should_exit = True
-    thread.join(10)
+    with serving_in_thread(config):
+        yield free
 
 
 def delivery(body: bytes, *, length: int | None = None) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -60,17 +61,10 @@ def _verify(
     return verify(scheme=scheme, keys=keys, headers=headers, body=body, now=now, tolerance_seconds=tolerance_seconds)
 
 
-def _rejection(
-    scheme: SignatureScheme,
-    headers: Mapping[str, str],
-    *,
-    keys: Sequence[bytes] = (KEY,),
-    body: bytes = BODY,
-    now: datetime = NOW,
-    tolerance_seconds: int = 300,
-) -> SignatureError:
+def _rejection(scheme: SignatureScheme, headers: Mapping[str, str], **options: Any) -> SignatureError:
+    """The error `_verify` raises with these `options` (its keyword arguments)."""
     with pytest.raises(SignatureError) as info:
-        _verify(scheme, headers, keys=keys, body=body, now=now, tolerance_seconds=tolerance_seconds)
+        _verify(scheme, headers, **options)
     return info.value
 
 
