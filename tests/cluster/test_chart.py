@@ -48,6 +48,8 @@ WATCH_RULES = [
         "verbs": ["patch"],
     },
     {"apiGroups": ["stargraph.io"], "resources": ["runs"], "verbs": ["get", "list", "watch", "create", "delete"]},
+    {"apiGroups": ["stargraph.io"], "resources": ["runs/status"], "verbs": ["patch"]},
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create"]},
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
 ]

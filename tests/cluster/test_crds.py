@@ -16,7 +16,7 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient, ApiextensionsV1Api, CustomObjectsApi
 
-from stargraph.api import crdgen
+from stargraph.api import crdgen, kube_openapi
 from stargraph.api.v1alpha1 import GROUP, VERSION, CronTriggerSpec, WebhookTriggerSpec
 from tests.support.controlplane import KubeCluster, poll_until
 
@@ -267,7 +267,7 @@ def test_kubectl_get_stargraph_lists_all_kinds_with_columns(kubectl: Kubectl, na
             "nextScheduleTime": "2099-01-01T02:00:00Z",
         },
         ("webhooktrigger", "push"): {"path": f"/v1/hooks/{namespace}/push"},
-        ("run.stargraph.io", "nightly-0001"): {"phase": "Succeeded"},
+        ("run.stargraph.io", "nightly-0001"): {"phase": "Succeeded", "duration": "1m5s"},
     }
     for (resource, name), status in statuses.items():
         patch = json.dumps({"status": status})
@@ -288,10 +288,27 @@ def test_kubectl_get_stargraph_lists_all_kinds_with_columns(kubectl: Kubectl, na
     assert row["PATH"] == f"/v1/hooks/{namespace}/push"
 
     (row,) = tables["run.stargraph.io"]
-    assert list(row) == ["NAME", "TRIGGER", "SOURCE", "PHASE", "SCHEDULED", "AGE"]
+    assert list(row) == ["NAME", "TRIGGER", "SOURCE", "PHASE", "DURATION", "SCHEDULED", "AGE"]
     assert (row["NAME"], row["TRIGGER"], row["SOURCE"]) == ("run.stargraph.io/nightly-0001", "nightly", "cron")
-    assert row["PHASE"] == "Succeeded" and row["SCHEDULED"] != ""
+    assert (row["PHASE"], row["DURATION"]) == ("Succeeded", "1m5s") and row["SCHEDULED"] != ""
 
     # Short names resolve to our kinds.
     for short, name in (("ct", "nightly"), ("wt", "push"), ("sgrun", "nightly-0001")):
         assert kubectl.ok("get", short, "-n", namespace, "-o", "name").strip().endswith(f"/{name}")
+
+
+def test_the_embedded_job_template_schema_is_what_this_apiserver_publishes(control_plane: KubeCluster) -> None:
+    """The committed schema of runTemplate.jobTemplate matches the Kubernetes version the project pins (regenerate
+    it as `stargraph.api.kube_openapi` says when moving to another)."""
+    raw = subprocess.run(
+        ["kubectl", "--kubeconfig", str(control_plane.kubeconfig), "get", "--raw", kube_openapi.SOURCE],
+        capture_output=True,
+        check=True,
+    ).stdout
+    document = json.loads(raw)
+    published = kube_openapi.structural_schema(document, kube_openapi.JOB_TEMPLATE)
+    assert published == kube_openapi.load_schema(kube_openapi.JOB_TEMPLATE)
+    # It is the real type: the fields a Job's Pod template has, with their types.
+    pod = published["properties"]["spec"]["properties"]["template"]["properties"]["spec"]
+    assert pod["properties"]["containers"]["items"]["properties"]["image"] == {"type": "string"}
+    assert pod["required"] == ["containers"]

@@ -17,7 +17,7 @@ import pytest
 from stargraph.api import crdgen
 from tests.support.chart import install_chart
 from tests.support.controlplane import KubeCluster
-from tests.support.operator import Kubectl, OperatorProcess
+from tests.support.operator import Kubectl, OperatorProcess, eventually
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
@@ -81,7 +81,12 @@ def crds(kubectl: Kubectl) -> None:
     """`kubectl apply -f crds/`, then every CRD Established."""
     kubectl.ok("apply", "-f", str(CRDS))
     names = [f"crd/{crd['metadata']['name']}" for crd in crdgen.generate_crds()]
-    kubectl.ok("wait", "--for=condition=Established", "--timeout=30s", *names)
+    # A CRD just created may have no conditions yet, which `kubectl wait` reports as an error rather than waiting.
+    eventually(
+        lambda: kubectl.run("wait", "--for=condition=Established", "--timeout=10s", *names).returncode == 0 or None,
+        timeout=30,
+        what="the CRDs Established",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -107,6 +112,25 @@ def operators(operator_identity: OperatorIdentity, tmp_path_factory: pytest.Temp
         yield started
     finally:
         started.close()
+
+
+@pytest.fixture(scope="module")
+def operator(
+    operator_identity: OperatorIdentity, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One operator for the module, watching the whole cluster as the chart's ServiceAccount."""
+    with OperatorProcess(
+        operator_identity.kubeconfig, tmp_path_factory.mktemp("shared-operator"), name="shared-operator"
+    ) as process:
+        yield process
+
+
+@pytest.fixture
+def operator_survives(operator: OperatorProcess) -> Iterator[None]:
+    """Whatever a test throws at it, the module's operator keeps running and ready (use it with `usefixtures`)."""
+    yield
+    assert operator.returncode is None, f"the operator exited with {operator.returncode}"
+    assert operator.ready(), "the operator is no longer ready"
 
 
 def _operators_of(item: pytest.Item) -> list[OperatorProcess]:

@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from kubernetes import watch
-from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi, V1ObjectMeta, V1Secret
+from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api, CustomObjectsApi, V1ObjectMeta, V1Secret
 from kubernetes.client.exceptions import ApiException
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.fires.keys import split_trigger_id
+from stargraph.runs.jobs import LABEL_RUN
 
 __all__ = [
     "ANNOTATION_FIRE",
@@ -28,6 +29,8 @@ __all__ = [
     "fires",
     "get",
     "is_ready",
+    "job_template",
+    "jobs",
     "list_cron_triggers",
     "list_runs",
     "parse_time",
@@ -61,6 +64,31 @@ def webhook_trigger(name: str, secret: str, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"secretRef": {"name": secret}, **spec},
     }
+
+
+def job_template(*args: str, container: str = "main") -> dict[str, Any]:
+    """A Job whose Pod runs nowhere here (no node), or refuses to exist (`container` not a DNS label)."""
+    return {
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "hostNetwork": True,
+                    "containers": [
+                        {"name": container, "image": "stargraph.test/never-pulled", "imagePullPolicy": "Never",
+                         "args": list(args)}
+                    ],
+                }
+            },
+        }
+    }  # fmt: skip
+
+
+def jobs(api: ApiClient, namespace: str) -> dict[str, dict[str, Any]]:
+    """The namespace's Jobs of Runs, by name."""
+    found = BatchV1Api(api).list_namespaced_job(namespace, label_selector=LABEL_RUN)
+    return {job.metadata.name: api.sanitize_for_serialization(job) for job in found.items}
 
 
 def create(api: ApiClient, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:

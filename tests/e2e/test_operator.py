@@ -12,7 +12,6 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,6 @@ from stargraph.fires.keys import (
 )
 from stargraph.runs.naming import run_name
 from stargraph.triggers.signatures import SignatureScheme, sign
-from tests.e2e.conftest import OperatorIdentity
 from tests.e2e.kube import (
     API_VERSION,
     added_runs,
@@ -58,7 +56,7 @@ from tests.support.controlplane import KubeCluster
 from tests.support.operator import Kubectl, OperatorProcess, eventually, stays
 from tests.support.rbac import grant
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator_survives")]
 
 SAMPLES = Path(__file__).resolve().parents[2] / "crds" / "samples"
 JSON = {"content-type": "application/json"}
@@ -66,25 +64,6 @@ JSON = {"content-type": "application/json"}
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-@pytest.fixture(scope="module")
-def operator(
-    operator_identity: OperatorIdentity, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    """One operator for the module, watching the whole cluster as the chart's ServiceAccount."""
-    with OperatorProcess(
-        operator_identity.kubeconfig, tmp_path_factory.mktemp("shared-operator"), name="shared-operator"
-    ) as process:
-        yield process
-
-
-@pytest.fixture(autouse=True)
-def operator_survives(operator: OperatorProcess) -> Iterator[None]:
-    """Whatever a test throws at it, the operator keeps running and ready."""
-    yield
-    assert operator.returncode is None, f"the operator exited with {operator.returncode}"
-    assert operator.ready(), "the operator is no longer ready"
 
 
 def runs_of(api: ApiClient, namespace: str, trigger: str) -> list[dict[str, Any]]:

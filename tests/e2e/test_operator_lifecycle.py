@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from kubernetes.client import ApiClient
+from kubernetes.client import ApiClient, BatchV1Api
 
 from stargraph.api.v1alpha1 import GROUP
 from stargraph.triggers.signatures import SignatureScheme, sign
@@ -27,6 +27,8 @@ from tests.e2e.kube import (
     fires,
     get,
     is_ready,
+    job_template,
+    jobs,
     list_runs,
     parse_time,
     put_secret,
@@ -48,6 +50,11 @@ def runs_by_trigger(api: ApiClient, namespace: str) -> dict[str, list[dict[str, 
     for run in list_runs(api, namespace):
         grouped[run["metadata"]["labels"][f"{GROUP}/trigger"]].append(run)
     return grouped
+
+
+def run_job(run: dict[str, Any]) -> str | None:
+    """The name of the Job a Run reports."""
+    return ((run.get("status") or {}).get("jobRef") or {}).get("name")
 
 
 def wait_ready(api: ApiClient, namespace: str, plural: str, name: str) -> dict[str, Any]:
@@ -187,3 +194,44 @@ def test_two_operators_never_duplicate_a_run(operators: Operators, kube_api: Api
         assert redelivered.status_code == 200, redelivered.text
         assert delivered.json()["run"] == redelivered.json()["run"]
     assert len(runs_by_trigger(kube_api, namespace)["hook"]) == 2
+
+
+def test_a_restarted_operator_makes_no_second_job_and_catches_up_on_a_job_deleted_meanwhile(
+    operators: Operators, kube_api: ApiClient, namespace: str
+) -> None:
+    first = operators.start("first")
+    spec = {"runTemplate": {"jobTemplate": job_template()}, "failedRunsHistoryLimit": 100}
+    create(kube_api, namespace, cron_trigger("jobs", "*/2 * * * * *", **spec))
+
+    def reported_jobs() -> dict[str, str] | None:
+        """Run name -> its Job's uid, once at least two Runs report their Job."""
+        found = jobs(kube_api, namespace)
+        reported = [r["metadata"]["name"] for r in list_runs(kube_api, namespace) if run_job(r) in found]
+        return {name: found[name]["metadata"]["uid"] for name in reported} if len(reported) >= 2 else None
+
+    before = eventually(reported_jobs, timeout=20, what="two Runs with their Jobs")
+    first.kill()
+    gone = sorted(before)[0]
+    BatchV1Api(kube_api).delete_namespaced_job(gone, namespace, propagation_policy="Background")
+    eventually(lambda: gone not in jobs(kube_api, namespace) or None, timeout=10, what="the Job deleted")
+    operators.start("second")
+
+    def caught_up() -> dict[str, Any] | None:
+        run = get(kube_api, namespace, "runs", gone)
+        return run if (run or {}).get("status", {}).get("phase") == "Failed" else None
+
+    failed_run = eventually(caught_up, timeout=15, what="the Run whose Job went while no operator ran, Failed")
+    assert failed_run["status"]["message"] == f"Job {gone} was deleted before it finished"
+    eventually(
+        lambda: len(list_runs(kube_api, namespace)) >= len(before) + 2 or None, timeout=15, what="more Runs"
+    )
+
+    def one_job_per_run() -> dict[str, dict[str, Any]] | None:
+        runs = {r["metadata"]["name"] for r in list_runs(kube_api, namespace)}
+        found = jobs(kube_api, namespace)
+        return found if set(found) == runs - {gone} else None
+
+    after = eventually(one_job_per_run, timeout=15, what="exactly one Job for each Run but the failed one")
+    for name, uid in before.items():
+        if name != gone:
+            assert after[name]["metadata"]["uid"] == uid, f"Job {name} was made again"

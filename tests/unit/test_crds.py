@@ -114,18 +114,23 @@ def test_schema_is_structural(kind: str) -> None:
         assert not {"$ref", "$defs", "anyOf", "allOf", "oneOf", "title", "uniqueItems"} & set(node), path
         assert "additionalProperties" not in node or node["additionalProperties"] is not False, path
         assert not ("properties" in node and "additionalProperties" in node), path
-        assert node.get("type") or node.get("x-kubernetes-preserve-unknown-fields"), f"{path} has no type"
+        typed = ("type", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string")
+        assert any(node.get(key) for key in typed), f"{path} has no type"
         if "default" in node:
             assert node["default"] is not None, path
 
 
 @pytest.mark.parametrize("kind", MODELS)
 def test_every_field_is_documented(kind: str) -> None:
-    # `kubectl explain` shows these; every field must be documented.
+    # `kubectl explain` shows these; every field must be documented. Below jobTemplate is Kubernetes' own Job schema
+    # without its descriptions (with them a trigger's CRD is too large for client-side `kubectl apply`).
     undocumented = [
         path
         for path, node in walk(root_schema(kind))
-        if path not in ("", ".metadata") and not path.endswith(("[]", ".*")) and not node.get("description")
+        if path not in ("", ".metadata")
+        and not path.endswith(("[]", ".*"))
+        and not path.startswith(".spec.runTemplate.jobTemplate.")
+        and not node.get("description")
     ]
     assert undocumented == []
 

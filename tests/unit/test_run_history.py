@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from stargraph.runs import RunInfo, RunRef, active_run_names, beyond_history_limits
+from datetime import UTC, datetime
+
+from stargraph.runs import RunInfo, RunRef, active_run_names, beyond_history_limits, last_success
 
 
 def run(name: str, phase: str, *, created: str, finished: str = "") -> RunInfo:
@@ -36,3 +38,8 @@ def test_limits_at_or_above_the_count_prune_nothing_and_zero_prunes_every_finish
 
 def test_active_runs_are_the_unfinished_ones_in_the_order_given() -> None:
     assert active_run_names(RUNS) == ["p1", "r1"]
+
+
+def test_the_last_success_is_the_newest_completion_of_a_succeeded_run() -> None:
+    assert last_success(RUNS) == datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+    assert last_success([r for r in RUNS if r.phase != "Succeeded"]) is None

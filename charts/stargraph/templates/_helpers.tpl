@@ -114,6 +114,16 @@ Each rule is one thing the code calls — see the chart README's RBAC table befo
 - apiGroups: ["stargraph.io"]
   resources: ["runs"]
   verbs: ["get", "list", "watch", "create", "delete"]
+# A Run's phase, times and conditions come from its Job (or from an executor of the user's own).
+- apiGroups: ["stargraph.io"]
+  resources: ["runs/status"]
+  verbs: ["patch"]
+# Each Run with a jobTemplate runs as one Job, which the operator creates, watches (by the stargraph.io/run label)
+# and reads back when a create is answered 409. It never deletes one: a Job goes with its Run (garbage collection,
+# through the Job's owner reference), so no delete is granted.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create"]
 # WebhookTriggers name the Secret holding their signing keys. list+watch: Secrets by metadata only, so a deleted or
 # rotated key takes effect within seconds without polling; get: the keys of a named Secret when it appears or changes.
 - apiGroups: [""]

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, NoDefault
 from pydantic_core import PydanticUndefined, core_schema
 
+from stargraph.api.kube_openapi import JOB_TEMPLATE, load_schema
 from stargraph.api.v1alpha1 import (
     GROUP,
     VERSION,
@@ -105,6 +106,8 @@ class _Kind:
     rules: Mapping[str, tuple[JsonObject, ...]] = field(default_factory=dict)
     # Other vendor extensions by field path, e.g. list types.
     extensions: Mapping[str, JsonObject] = field(default_factory=dict)
+    # Kubernetes types by field path: the field's schema is that type's (`kube_openapi`), its description kept.
+    kube_types: Mapping[str, str] = field(default_factory=dict)
 
 
 def _column(name: str, json_path: str, type_: str, description: str, priority: int = 0) -> JsonObject:
@@ -150,6 +153,7 @@ _KINDS: tuple[_Kind, ...] = (
             ),
         },
         extensions={"status.conditions": _CONDITIONS_LIST},
+        kube_types={"spec.runTemplate.jobTemplate": JOB_TEMPLATE},
     ),
     _Kind(
         kind="WebhookTrigger",
@@ -171,6 +175,7 @@ _KINDS: tuple[_Kind, ...] = (
             ),
         },
         extensions={"status.conditions": _CONDITIONS_LIST},
+        kube_types={"spec.runTemplate.jobTemplate": JOB_TEMPLATE},
     ),
     _Kind(
         kind="Run",
@@ -183,10 +188,13 @@ _KINDS: tuple[_Kind, ...] = (
             _column("Trigger", ".spec.triggerRef.name", "string", "The trigger that fired."),
             _column("Source", ".spec.source", "string", "cron, webhook or manual."),
             _column("Phase", ".status.phase", "string", "Pending, Running, Succeeded or Failed."),
+            _column("Duration", ".status.duration", "string", "From start to completion."),
             _column("Scheduled", ".spec.scheduledFire", "date", "The nominal fire time."),
+            _column("Job", ".status.jobRef.name", "string", "The Job of the Run.", priority=1),
             _AGE,
         ),
         rules={"spec": ({"rule": "self == oldSelf", "message": "Run spec is immutable"},)},
+        extensions={"status.conditions": _CONDITIONS_LIST},
     ),
 )
 
@@ -345,6 +353,11 @@ def _root_schema(kind: _Kind) -> JsonObject:
         },
         "required": ["spec"],
     }
+    for path, type_name in sorted(kind.kube_types.items()):
+        node = _at(root, path)
+        described = {"description": node["description"]} if "description" in node else {}
+        node.clear()
+        node.update({**described, **load_schema(type_name)})
     for path, extension in sorted(kind.extensions.items()):
         _at(root, path).update(copy.deepcopy(extension))
     for path, rules in sorted(kind.rules.items()):

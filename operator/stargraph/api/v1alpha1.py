@@ -92,6 +92,13 @@ class RunTemplate(ApiModel):
     params: dict[str, Any] = Field(default_factory=dict, description="Parameters passed to the Run; any JSON values.")
     labels: dict[str, str] = Field(default_factory=dict, description="Extra labels put on each Run.")
     annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations put on each Run.")
+    job_template: dict[str, Any] | None = Field(
+        default=None,
+        description="A batch/v1 JobTemplateSpec: each Run creates one Job from it, and takes its phase from the Job. "
+        "$(params.NAME), $(run.name), $(run.namespace), $(run.scheduledFire), $(trigger.name) and "
+        "$(trigger.kind) in a container's command, args and env values are replaced ($$( keeps a literal $( ). "
+        "Without it, an executor of your own reports each Run's phase through the Run's status.",
+    )
 
 
 class Condition(ApiModel):
@@ -153,6 +160,7 @@ class CronTriggerStatus(ApiModel):
     next_schedule_time: datetime | None = Field(default=None, description="The next fire; unset while suspended.")
     last_run_name: str | None = Field(default=None, description="The Run of the latest fire.")
     active: list[ObjectReference] = Field(default_factory=list, description="Runs of this trigger not finished.")
+    last_successful_time: datetime | None = Field(default=None, description="When the latest Succeeded Run finished.")
     missed_schedules: int = Field(
         default=0,
         description="Fires that will never get a Run: past startingDeadlineSeconds, or beyond what catchUp creates.",
@@ -253,6 +261,9 @@ class RunSpec(ApiModel):
     graph: str | None = Field(default=None, description="The graph (workflow) to execute, from the runTemplate.")
     params: dict[str, Any] = Field(default_factory=dict, description="Parameters, from the runTemplate; any JSON.")
     scheduled_fire: datetime = Field(description="The nominal fire time (arrival time for webhooks/manual).")
+    job_template: dict[str, Any] | None = Field(
+        default=None, description="The trigger's runTemplate.jobTemplate when the Run was created; its Job's template."
+    )
 
 
 class RunStatus(ApiModel):
@@ -262,3 +273,9 @@ class RunStatus(ApiModel):
     start_time: datetime | None = Field(default=None, description="When the Run started running.")
     completion_time: datetime | None = Field(default=None, description="When the Run succeeded or failed.")
     message: str | None = Field(default=None, description="Why the Run is in its phase, for humans.")
+    duration: str | None = Field(default=None, description="From startTime to completionTime, e.g. 1m30s.")
+    job_ref: ObjectReference | None = Field(default=None, description="The Job of this Run (with a jobTemplate).")
+    observed_generation: int | None = Field(default=None, description="The metadata.generation the status is for.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready (Succeeded), Stalled (Failed) and Reconciling (otherwise)."
+    )

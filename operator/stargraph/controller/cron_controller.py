@@ -32,6 +32,7 @@ from stargraph.fires.keys import trigger_id
 from stargraph.k8s.client import KubeClient
 from stargraph.models import describe_validation_error
 from stargraph.runs import RunIndex, TriggerObject
+from stargraph.runs.jobs import run_template_errors
 from stargraph.triggers.cron import CronTriggerPlugin
 from stargraph.triggers.cron_schedule import ScheduleError
 from stargraph.triggers.specs import CronSpec
@@ -117,14 +118,19 @@ class CronController:
         except ValidationError as exc:
             self._stall(body, reason="InvalidSpec", message=f"spec: {describe_validation_error(exc)}")
             return
+        if problem := run_template_errors(spec.run_template):
+            self._stall(body, reason="InvalidSpec", message=problem)
+            return
         trigger = TriggerObject(kind=KIND, name=key[1], namespace=key[0], uid=uid, run_template=spec.run_template)
         if known is not None and not first:
             # What this process recorded may not be written back yet: the object's status can lag behind it.
             last, last_missed, missed = known.last_schedule_time, known.last_missed, known.missed
+            last_successful = known.last_successful
         else:
             last = parse_time(status.get("lastScheduleTime"))
             last_missed = parse_time(status.get("lastMissedScheduleTime"))
             missed = int(status.get("missedSchedules") or 0)
+            last_successful = parse_time(status.get("lastSuccessfulTime"))
         cron_spec = CronSpec(
             name=key[1],
             namespace=key[0],
@@ -147,6 +153,7 @@ class CronController:
             missed=missed,
             last_missed=last_missed,
             active=[item.get("name", "") for item in status.get("active") or ()],
+            last_successful=last_successful,
         )
         try:
             schedule = self._plugin.apply(cron_spec, catch_up=first)

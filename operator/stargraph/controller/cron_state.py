@@ -29,6 +29,8 @@ class CronTriggerState:
     missed: int
     last_missed: datetime | None
     active: list[str] = field(default_factory=list)
+    last_successful: datetime | None = None
+    """`status.lastSuccessfulTime`: only ever moves forward (history limits may prune the Run it came from)."""
 
 
 CronTriggers = dict[TriggerName, CronTriggerState]

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -30,6 +30,7 @@ from stargraph.controller.event_recorder import EventRecorder
 from stargraph.controller.kind_controller import KindController
 from stargraph.controller.kinds import BUILT_IN_KINDS, CRON, WEBHOOK
 from stargraph.controller.kopf_runner import KopfRunner, Watch
+from stargraph.controller.run_jobs import RunJobs, jobs_path
 from stargraph.controller.status_writer import StatusWriter
 from stargraph.controller.webhook_controller import WebhookController
 from stargraph.fires.event import TriggerEvent
@@ -41,6 +42,7 @@ from stargraph.k8s.lease import LeaderElector
 from stargraph.k8s.paths import path
 from stargraph.plugin.manager import unwrap
 from stargraph.runs import LABEL_TRIGGER, RunIndex, SubmitResult
+from stargraph.runs.jobs import LABEL_RUN
 from stargraph.runs.kube_sink import KubeRunSink
 from stargraph.scheduler import Scheduler
 from stargraph.serve import App, AppState, create_app
@@ -105,6 +107,7 @@ class _Wiring:
     status: StatusWriter
     events: EventRecorder
     cron: CronController
+    jobs: RunJobs
 
     def __init__(self) -> None:
         self.webhooks: WebhookController | None = None
@@ -115,6 +118,10 @@ class _Wiring:
     async def runs_created(self) -> None:
         if self.scheduler is not None:
             await self.scheduler.wait_idle()
+
+    def run_changed(self, change: str, body: dict[str, Any]) -> None:
+        self.index.on_change(change, body)
+        self.jobs.run_changed(change, body)
 
     def on_result(self, event: TriggerEvent, result: SubmitResult) -> None:
         if self.webhooks is not None and split_trigger_id(event.trigger_id)[0] == "webhook":
@@ -137,20 +144,30 @@ class _Wiring:
         self.cron.reports.failed(spec, fire, error)
 
 
+class _Leading(Protocol):
+    """What acts only while this replica leads: cron firing and the Jobs of Runs."""
+
+    async def lead(self) -> None: ...
+
+    async def stop_leading(self) -> None: ...
+
+
 def _elect(
-    election: LeaderElection | None, api: KubeClient, cron: CronController, state: AppState
+    election: LeaderElection | None, api: KubeClient, leaders: Sequence[_Leading], state: AppState
 ) -> asyncio.Task[None] | None:
     if election is None:
         state.metrics.leader.set(1)
         return None
 
     async def started() -> None:
-        await cron.lead()
+        for leader in leaders:
+            await leader.lead()
         state.metrics.leader.set(1)
 
     async def stopped() -> None:
         state.metrics.leader.set(0)
-        await cron.stop_leading()
+        for leader in leaders:
+            await leader.stop_leading()
 
     elector = LeaderElector(
         api,
@@ -192,26 +209,46 @@ def create_operator_app(config: OperatorConfig) -> App:
         async with api_client as api, contextlib.AsyncExitStack() as stack:
             wiring.api = api
             wiring.index = RunIndex()
+            wiring.status = StatusWriter(api, runs_created=wiring.runs_created)
+            wiring.events = EventRecorder(api, runs_created=wiring.runs_created)
+            wiring.jobs = RunJobs(
+                api=api,
+                status=wiring.status,
+                events=wiring.events,
+                clock=clock,
+                leading=config.leader_election is None,
+            )
             namespaces: list[str | None] = list(config.namespaces) or [None]
             informers = [
-                Informer(
-                    api,
-                    path(group=GROUP, version=VERSION, plural="runs", namespace=namespace),
-                    on_change=wiring.index.on_change,
-                    params={"labelSelector": LABEL_TRIGGER},
-                )
-                for namespace in namespaces
+                *(
+                    Informer(
+                        api,
+                        path(group=GROUP, version=VERSION, plural="runs", namespace=namespace),
+                        on_change=wiring.run_changed,
+                        params={"labelSelector": LABEL_TRIGGER},
+                    )
+                    for namespace in namespaces
+                ),
+                *(
+                    Informer(
+                        api,
+                        jobs_path(namespace),
+                        on_change=wiring.jobs.job_changed,
+                        params={"labelSelector": LABEL_RUN},
+                    )
+                    for namespace in namespaces
+                ),
             ]
             tasks = [asyncio.create_task(informer.run(), name="run-informer") for informer in informers]
             stack.callback(lambda: [task.cancel() for task in tasks])
             await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in informers)), config.sync_timeout)
             log.info("run index synced", runs=len(wiring.index))
-            wiring.status = StatusWriter(api, runs_created=wiring.runs_created)
-            wiring.events = EventRecorder(api, runs_created=wiring.runs_created)
             await wiring.status.start()
             stack.push_async_callback(wiring.status.stop)
             await wiring.events.start()
             stack.push_async_callback(wiring.events.stop)
+            await wiring.jobs.start()
+            stack.push_async_callback(wiring.jobs.stop)
             yield {
                 "sink": KubeRunSink(api, wiring.index, kinds=wiring.kinds),
                 "authorizer": KubeAuthorizer(api),
@@ -266,7 +303,7 @@ def create_operator_app(config: OperatorConfig) -> App:
             # What start-up built lives as long as the process: out of the collector's way, later collections stay
             # short.
             gc.freeze()
-            election = _elect(config.leader_election, wiring.api, cron, state)
+            election = _elect(config.leader_election, wiring.api, [cron, wiring.jobs], state)
             try:
                 yield
             finally:

@@ -12,12 +12,12 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from stargraph.controller.cron_state import CronTriggers, TriggerName
+from stargraph.controller.cron_state import CronTriggers, TriggerName, fmt
 from stargraph.controller.kinds import CRON
 from stargraph.controller.status_writer import StatusWriter, yield_to_runs
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound
-from stargraph.runs import RunIndex, TriggerKey, active_run_names, beyond_history_limits
+from stargraph.runs import RunIndex, TriggerKey, active_run_names, beyond_history_limits, last_success
 from stargraph.runs.kube_sink import runs_path
 
 __all__ = ["RunHistory"]
@@ -84,12 +84,17 @@ class RunHistory:
         if trigger is None:
             return
         runs = self._index.runs_of((key[0], "crontrigger", key[1]))
+        changed: dict[str, object] = {}
         active = active_run_names(runs)
         if active != trigger.active:
             trigger.active = active
-            self._status.update(
-                plural=PLURAL, namespace=key[0], name=key[1], status={"active": [{"name": n} for n in active]}
-            )
+            changed["active"] = [{"name": n} for n in active]
+        succeeded = last_success(runs)
+        if succeeded is not None and (trigger.last_successful is None or succeeded > trigger.last_successful):
+            trigger.last_successful = succeeded
+            changed["lastSuccessfulTime"] = fmt(succeeded)
+        if changed:
+            self._status.update(plural=PLURAL, namespace=key[0], name=key[1], status=changed)
         doomed = beyond_history_limits(
             runs,
             succeeded=trigger.spec.successful_runs_history_limit,

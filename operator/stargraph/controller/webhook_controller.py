@@ -39,6 +39,7 @@ from stargraph.k8s.paths import path
 from stargraph.metrics import Metrics
 from stargraph.models import describe_validation_error
 from stargraph.runs import SubmitResult, TriggerObject
+from stargraph.runs.jobs import run_template_errors
 from stargraph.triggers.specs import WebhookSpec
 from stargraph.triggers.webhook import WebhookTriggerPlugin
 
@@ -204,6 +205,8 @@ class WebhookController:
             spec = WebhookTriggerSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:
             raise _Stalled("InvalidSpec", f"spec: {describe_validation_error(exc)}") from exc
+        if problem := run_template_errors(spec.run_template):
+            raise _Stalled("InvalidSpec", problem)
         # Linked before the read: a Secret that appears or changes while the trigger is stalled re-arms it.
         self._secret_of[(namespace, name)] = spec.secret_ref.name
         self._secret_users.setdefault((namespace, spec.secret_ref.name), set()).add(name)

@@ -5,7 +5,7 @@ Nothing here talks to Kubernetes except `stargraph.runs.kube_sink`, which this p
 the scheduler and `stargraph serve` load the rest without a cluster client.
 """
 
-from stargraph.runs.history import active_run_names, beyond_history_limits
+from stargraph.runs.history import active_run_names, beyond_history_limits, last_success
 from stargraph.runs.index import FINISHED_PHASES, RunIndex, RunInfo, TriggerKey
 from stargraph.runs.manifest import (
     ANNOTATION_IDEMPOTENCY_KEY,
@@ -51,6 +51,7 @@ __all__ = [
     "beyond_history_limits",
     "build_run",
     "label_value",
+    "last_success",
     "payload_sha256",
     "run_name",
     "run_ref",

@@ -105,6 +105,7 @@ def build_run(
             **({"graph": template.graph} if template.graph else {}),
             "params": {**template.params, **(params or {})},
             "scheduledFire": format_fire_time(event.scheduled_fire),
+            **({"jobTemplate": template.job_template} if template.job_template else {}),
         },
     }
 
