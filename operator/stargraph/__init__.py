@@ -1,5 +1,8 @@
 """stargraph: a Kubernetes operator that turns trigger manifests into exactly-once Run objects."""
 
+from importlib.metadata import version
+
 __all__ = ["__version__"]
 
-__version__ = "0.1.0"
+# pyproject.toml is the one place the version is written; this is the installed distribution's copy of it.
+__version__ = version("stargraph")

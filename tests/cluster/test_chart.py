@@ -222,6 +222,11 @@ def test_rendering_refuses_inconsistent_values(helm: Helm, values: dict[str, Any
 # ------------------------------------------------------------------------------------ render + server validation
 
 
+HOST_NETWORK_ENV = [
+    {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+    {"name": "KUBERNETES_SERVICE_PORT", "value": "6443"},
+    {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+]
 Combination = Callable[[list[str]], dict[str, Any]]
 COMBINATIONS: dict[str, Combination] = {
     "cluster": lambda ns: {},
@@ -237,6 +242,12 @@ COMBINATIONS: dict[str, Combination] = {
             "tls": [{"secretName": "hooks-tls", "hosts": ["hooks.example.com"]}],
         },
         "metrics": {"serviceMonitor": {"enabled": True, "scrapeTimeout": "10s", "labels": {"release": "prom"}}},
+    },
+    # What a cluster whose Pod network cannot reach the apiserver needs (item 5 of the install path).
+    "host-network": lambda ns: {
+        "hostNetwork": True,
+        "operator": {"port": 18080},
+        "extraEnv": HOST_NETWORK_ENV,
     },
     "everything-else": lambda ns: {
         "replicas": 3,
@@ -276,8 +287,9 @@ def test_rendered_manifests_are_accepted_by_the_apiserver(
         docs = documents(stream)
         result = kubectl.run("apply", "--dry-run=server", "-f", "-", stdin=stream)
         assert result.returncode == 0, result.stderr
-        # The namespace warns on templates that would violate "restricted"; the dry-run must bring no warning.
-        assert "PodSecurity" not in result.stderr, result.stderr
+        # The namespace warns on templates that would violate "restricted": only host networking does (the node's
+        # network namespace is a host namespace, which "restricted" and "baseline" forbid).
+        assert ("PodSecurity" in result.stderr) == (combination == "host-network"), result.stderr
         assert len(result.stdout.strip().splitlines()) == len(docs), result.stdout
 
     kinds = {doc["kind"] for doc in docs}
@@ -315,6 +327,32 @@ def test_pod_template_is_pod_security_restricted_and_probed(helm: Helm) -> None:
     assert {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in container["env"]
     assert "--leader-elect" in container["args"]
     assert "--leader-election-namespace=ops" in container["args"]
+
+
+def test_host_network_port_and_extra_env_reach_the_pod_template(helm: Helm) -> None:
+    def pod_of(values: dict[str, Any]) -> dict[str, Any]:
+        (deployment,) = by_kind(documents(helm.template("r", namespace="ops", values=values)), "Deployment")
+        pod: dict[str, Any] = deployment["spec"]["template"]["spec"]
+        return pod
+
+    default = pod_of({})
+    assert "hostNetwork" not in default and "dnsPolicy" not in default
+    (container,) = default["containers"]
+    assert "--port=8080" in container["args"]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    own_env = container["env"]
+
+    pod = pod_of({"hostNetwork": True, "operator": {"port": 18080}, "extraEnv": HOST_NETWORK_ENV})
+    assert (pod["hostNetwork"], pod["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
+    (container,) = pod["containers"]
+    assert "--port=18080" in container["args"]
+    assert container["ports"] == [{"name": "http", "containerPort": 18080, "protocol": "TCP"}]
+    # The probes follow the named port.
+    assert {container[probe]["httpGet"]["port"] for probe in ("startupProbe", "livenessProbe", "readinessProbe")} == {
+        "http"
+    }
+    # Appended after the chart's own, so a user's entry of the same name is the one the kubelet keeps.
+    assert container["env"] == [*own_env, *HOST_NETWORK_ENV]
 
 
 # ----------------------------------------------------------------------------------------------- least privilege

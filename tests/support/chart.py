@@ -144,6 +144,12 @@ class InstalledChart:
             namespace=self.namespace, name=self.service_account_name, path=path, expiration_seconds=expiration_seconds
         )
 
+    def service_account_token(self, *, expiration_seconds: int = 3600) -> str:
+        """A TokenRequest token for the chart's ServiceAccount, as the kubelet mounts into the operator's Pod."""
+        return self.cluster.service_account_token(
+            namespace=self.namespace, name=self.service_account_name, expiration_seconds=expiration_seconds
+        )
+
     def upgrade(self, values: Mapping[str, Any]) -> str:
         """`helm upgrade` to ``values`` (replacing, not merging with, the previous ones); returns Helm's output."""
         values_file = self.helm.values_file(values)

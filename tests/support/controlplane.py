@@ -181,7 +181,17 @@ class KubeCluster:
     ) -> Path:
         """Write a kubeconfig that authenticates as ServiceAccount ``namespace/name`` (created if missing).
 
-        The bearer token comes from the TokenRequest API; the apiserver rejects ``expiration_seconds`` < 600.
+        The bearer token comes from ``service_account_token``.
+        """
+        token = self.service_account_token(namespace=namespace, name=name, expiration_seconds=expiration_seconds)
+        cluster, _ = kubeconfig_context(self.kubeconfig)
+        path = path or self._scratch / f"sa-{namespace}-{name}.kubeconfig"
+        return _write_kubeconfig(path, cluster=cluster, user={"token": token})
+
+    def service_account_token(self, *, namespace: str, name: str, expiration_seconds: int = 3600) -> str:
+        """A TokenRequest token of ServiceAccount ``namespace/name`` (created if missing), for the apiserver.
+
+        The apiserver rejects ``expiration_seconds`` < 600.
         """
         with self.api_client() as api:
             core = CoreV1Api(api)
@@ -195,11 +205,9 @@ class KubeCluster:
                 spec=V1TokenRequestSpec(audiences=[], expiration_seconds=expiration_seconds)
             )
             status = core.create_namespaced_service_account_token(name, namespace, request).status
-        if status is None:
+        if status is None or not status.token:
             raise ControlPlaneError(f"TokenRequest for {namespace}/{name} returned no token")
-        cluster, _ = kubeconfig_context(self.kubeconfig)
-        path = path or self._scratch / f"sa-{namespace}-{name}.kubeconfig"
-        return _write_kubeconfig(path, cluster=cluster, user={"token": status.token})
+        return status.token
 
     def stop(self) -> None:
         """Release what this object holds."""

@@ -111,3 +111,33 @@ def test_chart_metadata() -> None:
     pyproject = (REPO / "pyproject.toml").read_text()
     version = re.search(r'^version = "([^"]+)"', pyproject, re.M)
     assert version and chart["appVersion"] == version[1], "appVersion must match the package version"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"hostNetwork": True, "operator": {"port": 18080}},
+        {"extraEnv": [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}]},
+        {"extraEnv": [{"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]},
+    ],
+    ids=["host-network-and-port", "extra-env-value", "extra-env-value-from"],
+)
+def test_the_schema_accepts_host_network_values(values: dict[str, Any]) -> None:
+    jsonschema.Draft7Validator(_schema()).validate({**_values(), **values})
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"hostNetwork": "true"},
+        {"operator": {"port": 0}},
+        {"extraEnv": [{"value": "no name"}]},
+        {"extraEnv": [{"name": "PORT", "value": 6443}]},
+        {"extraEnv": [{"name": "BOTH", "value": "1", "valueFrom": {}}]},
+        {"extraEnv": [{"name": "TYPO", "valu": "1"}]},
+    ],
+    ids=["host-network-string", "port-zero", "env-without-name", "env-number", "env-value-and-value-from", "env-typo"],
+)
+def test_the_schema_rejects_bad_host_network_values(values: dict[str, Any]) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(_schema()).validate({**_values(), **values})

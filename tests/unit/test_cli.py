@@ -1,5 +1,6 @@
 """The `stargraph` command line: errors name the argument at fault; `run` talks to a real server on loopback."""
 
+import importlib.metadata
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -71,3 +72,10 @@ def test_next_prints_explanation_and_fires(capsys) -> None:  # type: ignore[no-u
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "At 09:00 on Monday through Friday"
     assert len(lines) == 4 and all("T09:00:00+0" in line for line in lines[1:])
+
+
+def test_version_is_the_installed_distributions(capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out == f"stargraph {importlib.metadata.version('stargraph')}\n"
