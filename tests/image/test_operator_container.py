@@ -20,8 +20,8 @@ import pytest
 from kubernetes.client import ApiClient
 
 from stargraph.api.v1alpha1 import GROUP
-from stargraph.naming import run_name
-from stargraph.triggers.keys import body_sha256, cron_idempotency_key, webhook_idempotency_key
+from stargraph.fires.keys import body_sha256, cron_idempotency_key, webhook_idempotency_key
+from stargraph.runs.naming import run_name
 from stargraph.triggers.signatures import SignatureScheme, sign
 from tests.e2e.kube import (
     create,
