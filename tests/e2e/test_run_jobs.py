@@ -8,14 +8,29 @@ Forbid, Replace, history limits) are in test_run_jobs_on_a_node.py.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api, CustomObjectsApi
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.runs.jobs import LABEL_RUN
-from tests.e2e.kube import condition, create, cron_trigger, get, job_template, jobs, list_runs, patch
+from stargraph.triggers.signatures import SignatureScheme, sign
+from tests.e2e.kube import (
+    condition,
+    create,
+    cron_trigger,
+    get,
+    is_ready,
+    job_template,
+    jobs,
+    list_runs,
+    patch,
+    put_secret,
+    webhook_trigger,
+)
 from tests.support.operator import OperatorProcess, eventually, stays
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator_survives")]
@@ -140,3 +155,22 @@ def test_an_undeclared_parameter_stalls_the_trigger_naming_the_field(
         assert list_runs(kube_api, namespace) == []
 
     stays(no_runs, duration=3)
+
+
+def test_a_webhook_with_pass_body_hands_the_delivery_to_its_runs_job(
+    kube_api: ApiClient, namespace: str, operator: OperatorProcess
+) -> None:
+    put_secret(kube_api, namespace, "hook-key", {"secret": "k3y"})
+    spec = {"passBody": True, "runTemplate": {"jobTemplate": job_template()}}
+    create(kube_api, namespace, webhook_trigger("pushes", "hook-key", **spec))
+    eventually(lambda: is_ready(get(kube_api, namespace, "webhooktriggers", "pushes")), timeout=10, what="Ready")
+    body = json.dumps({"ref": "refs/heads/main", "pusher": "zoë"}).encode()
+    headers = {**sign(scheme=SignatureScheme.HMAC_SHA256, key=b"k3y", body=body), "content-type": "application/json"}
+    answer = httpx.post(f"{operator.url}/v1/hooks/{namespace}/pushes", content=body, headers=headers)
+    assert answer.status_code == 201, answer.text
+    name = answer.json()["run"]["name"]
+    run = get(kube_api, namespace, "runs", name)
+    assert run is not None and run["spec"]["body"] == body.decode()
+    job = eventually(lambda: jobs(kube_api, namespace).get(name), timeout=15, what="the delivery's Job")
+    env = {v["name"]: v.get("value") for v in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["STARGRAPH_BODY"] == body.decode()

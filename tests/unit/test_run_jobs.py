@@ -178,3 +178,12 @@ def test_kstatus_conditions_follow_the_phase(phase: str, true_condition: str) ->
     found = status_conditions(phase, reason="R", message="m", generation=2)
     assert [c["type"] for c in found if c["status"] == "True"] == [true_condition]
     assert {c["observedGeneration"] for c in found} == {2}
+
+
+def test_a_runs_body_reaches_its_containers_as_stargraph_body() -> None:
+    body = run()
+    body["spec"]["body"] = '{"ref": "main"}'
+    container = build_job(body)["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "STARGRAPH_BODY", "value": '{"ref": "main"}'} in container["env"]
+    without = build_job(run())["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert all(variable["name"] != "STARGRAPH_BODY" for variable in without)

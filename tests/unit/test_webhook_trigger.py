@@ -13,6 +13,7 @@ from stargraph.runs import InMemoryRunSink
 from stargraph.serve import AppState, create_app
 from stargraph.triggers.signatures import SignatureScheme, parse_secret, sign
 from stargraph.triggers.specs import WebhookSpec
+from stargraph.triggers.webhook import PASSED_BODY_MAX
 from tests.support.app import running_app
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -34,6 +35,7 @@ SPECS = [
         event_types=frozenset({"invoice.paid"}),
     ),
     WebhookSpec(name="deploys", secrets=(SECRET,), event_types=frozenset({"deploy"}), event_type_header="X-Kind"),
+    WebhookSpec(name="passes", secrets=(SECRET,), pass_body=True),
 ]
 
 
@@ -219,3 +221,19 @@ async def test_event_filter_is_judged_only_after_the_signature(app) -> None:  # 
     response = await post(client, "gh-push", headers=unsigned)
     assert response.status_code == 401 and response.json()["error"]["reason"] == "missing_signature"
     assert sink.runs == {}
+
+
+async def test_pass_body_hands_the_text_to_the_run_up_to_its_cap(app) -> None:  # type: ignore[no-untyped-def]
+    client, _, sink = app
+    text = json.dumps({"message": "grüße"}).encode()
+    assert (await post(client, "passes", body=text)).status_code == 201
+    assert [request.body for request in sink.requests.values()] == [text.decode()]
+    assert (await post(client, "generic")).status_code == 201
+    assert sorted(str(request.body) for request in sink.requests.values()) == sorted([text.decode(), "None"])
+
+    over = b'"' + b"x" * PASSED_BODY_MAX + b'"'
+    too_large = await post(client, "passes", body=over)
+    assert too_large.status_code == 413 and too_large.json()["error"]["reason"] == "payload_too_large"
+    not_text = await post(client, "passes", body=b"\xff\xfe")
+    assert not_text.status_code == 400 and not_text.json()["error"]["reason"] == "body_not_text"
+    assert len(sink.runs) == 2

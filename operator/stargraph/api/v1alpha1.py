@@ -229,6 +229,11 @@ class WebhookTriggerSpec(ApiModel):
     events: EventFilter | None = Field(
         default=None, description="Only deliveries of these event types create Runs; without it, every delivery."
     )
+    pass_body: bool = Field(
+        default=False,
+        description="Put each delivery's body (UTF-8 text, at most 65536 bytes: larger ones get 413) in its Run "
+        "(spec.body) and its Job (the STARGRAPH_BODY variable).",
+    )
     run_template: RunTemplate = Field(default_factory=RunTemplate)
 
 
@@ -263,6 +268,9 @@ class RunSpec(ApiModel):
     scheduled_fire: datetime = Field(description="The nominal fire time (arrival time for webhooks/manual).")
     job_template: dict[str, Any] | None = Field(
         default=None, description="The trigger's runTemplate.jobTemplate when the Run was created; its Job's template."
+    )
+    body: str | None = Field(
+        default=None, max_length=65536, description="The webhook delivery's body, when the trigger has passBody."
     )
 
 

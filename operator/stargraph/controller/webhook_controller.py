@@ -224,6 +224,7 @@ class WebhookController:
             max_body_bytes=spec.max_body_bytes,
             content_types=tuple(spec.content_types),
             key_on_delivery_id=spec.deduplicate_by == DeduplicationKey.DELIVERY_ID,
+            pass_body=spec.pass_body,
             event_types=frozenset(spec.events.types) if spec.events else None,
             event_type_header=spec.events.header if spec.events else None,
             trigger=trigger,

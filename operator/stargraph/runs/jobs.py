@@ -2,11 +2,12 @@
 
 Each container (and init container) gets the Run's identity and parameters as environment variables, ahead of its
 own (which win on a clash): `STARGRAPH_RUN`, `STARGRAPH_NAMESPACE`, `STARGRAPH_TRIGGER`, `STARGRAPH_TRIGGER_KIND`,
-`STARGRAPH_SCHEDULED_FIRE`, and `STARGRAPH_PARAM_<NAME>` per parameter (upper-cased, other characters as `_`;
-values that are not strings as JSON). `$(params.NAME)`, `$(run.name)`, `$(run.namespace)`, `$(run.scheduledFire)`,
-`$(trigger.name)` and `$(trigger.kind)` in `command`, `args` and `env[].value` are replaced by their values;
-`$$(` stays a literal `$(` (Kubernetes' own escape, so its `$(VAR)` expansion of environment variables still
-works). A reference to a parameter the trigger does not declare is an error, found when the trigger is applied
+`STARGRAPH_SCHEDULED_FIRE`, `STARGRAPH_PARAM_<NAME>` per parameter (upper-cased, other characters as `_`; values
+that are not strings as JSON), and `STARGRAPH_BODY` when the Run carries a webhook delivery's body.
+`$(params.NAME)`, `$(run.name)`, `$(run.namespace)`, `$(run.scheduledFire)`, `$(trigger.name)` and
+`$(trigger.kind)` in `command`, `args` and `env[].value` are replaced by their values; `$$(` stays a literal `$(`
+(Kubernetes' own escape, so its `$(VAR)` expansion of environment variables still works). A reference to a
+parameter the trigger does not declare is an error, found when the trigger is applied
 (`reference_errors`), not when it fires.
 
 The Job is named after the Run (Run names are valid label values, which Job names must be) and owned by it, so
@@ -131,6 +132,7 @@ def build_job(run: Mapping[str, Any]) -> dict[str, Any]:
         {"name": "STARGRAPH_TRIGGER_KIND", "value": trigger["kind"]},
         {"name": "STARGRAPH_SCHEDULED_FIRE", "value": spec["scheduledFire"]},
         *({"name": env_name(name), "value": value} for name, value in sorted(values["params"].items())),
+        *([{"name": "STARGRAPH_BODY", "value": spec["body"]}] if spec.get("body") is not None else []),
     ]
     job_spec: dict[str, Any] = job_template.get("spec") or {}
     pod_template: dict[str, Any] = job_spec.setdefault("template", {})

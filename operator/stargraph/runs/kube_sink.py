@@ -60,7 +60,7 @@ class KubeRunSink:
         event = request.event
         source = split_trigger_id(event.trigger_id)[0]
         trigger, params = (request.trigger, None) if request.trigger is not None else await self._named_by(event)
-        body = build_run(event, trigger=trigger, source=source, params=params)
+        body = build_run(event, trigger=trigger, source=source, params=params, body=request.body)
         name = body["metadata"]["name"]
         try:
             # The apiserver's echo of the Run is not decoded: what the index needs is in the body we sent, and the

@@ -66,9 +66,15 @@ class TriggerObject:
 
 
 def build_run(
-    event: TriggerEvent, *, trigger: TriggerObject, source: str, params: Mapping[str, Any] | None = None
+    event: TriggerEvent,
+    *,
+    trigger: TriggerObject,
+    source: str,
+    params: Mapping[str, Any] | None = None,
+    body: str | None = None,
 ) -> dict[str, Any]:
-    """The Run manifest for `event`. `params` (manual runs) are merged over the template's."""
+    """The Run manifest for `event`. `params` (manual runs) are merged over the template's; `body` is carried for
+    the executor (a webhook delivery's, with passBody)."""
     template = trigger.run_template
     return {
         "apiVersion": RUN_API_VERSION,
@@ -106,6 +112,7 @@ def build_run(
             "params": {**template.params, **(params or {})},
             "scheduledFire": format_fire_time(event.scheduled_fire),
             **({"jobTemplate": template.job_template} if template.job_template else {}),
+            **({"body": body} if body is not None else {}),
         },
     }
 

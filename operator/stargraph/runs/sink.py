@@ -28,6 +28,8 @@ class RunRequest:
     trigger: TriggerObject | None = None
     """The owner of the Run. None for a manual run, whose payload names the trigger (the sink reads it), and for
     triggers served without a cluster."""
+    body: str | None = None
+    """Text the Run carries for its executor (a webhook delivery's body, with `passBody`)."""
 
 
 class PermanentSinkError(StargraphError):
@@ -56,7 +58,12 @@ class InMemoryRunSink:
 
     def __init__(self) -> None:
         self.runs: dict[str, RunRef] = {}
-        self.events: dict[str, TriggerEvent] = {}
+        self.requests: dict[str, RunRequest] = {}
+        """What each Run was created from, by idempotency key."""
+
+    @property
+    def events(self) -> dict[str, TriggerEvent]:
+        return {key: request.event for key, request in self.requests.items()}
 
     def lookup(self, idempotency_key: str) -> RunRef | None:
         return self.runs.get(idempotency_key)
@@ -75,5 +82,5 @@ class InMemoryRunSink:
             payload_sha256=payload_sha256(event.payload),
         )
         self.runs[event.idempotency_key] = ref
-        self.events[event.idempotency_key] = event
+        self.requests[event.idempotency_key] = request
         return SubmitResult(run=ref, created=True)

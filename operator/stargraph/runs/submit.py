@@ -32,8 +32,11 @@ class RunSubmitter(Protocol):
         """The Run already recorded for this key, without I/O; lets a caller skip building the event."""
         ...
 
-    async def submit(self, event: TriggerEvent, *, trigger: TriggerObject | None = None) -> SubmitResult:
-        """The Run for `event` (created, or the one that exists), owned by `trigger` when one is given.
+    async def submit(
+        self, event: TriggerEvent, *, trigger: TriggerObject | None = None, body: str | None = None
+    ) -> SubmitResult:
+        """The Run for `event` (created, or the one that exists), owned by `trigger` when one is given, carrying
+        `body` for its executor.
 
         Raises `SchedulerStopped` when shutting down, `PermanentSinkError` when no retry can help, and whatever the
         sink raised once its retries ran out.

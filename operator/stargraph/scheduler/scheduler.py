@@ -121,7 +121,9 @@ class Scheduler:
         self._index_dedupes.inc()
         return SubmitResult(run=run, created=False)
 
-    async def submit(self, event: TriggerEvent, *, trigger: TriggerObject | None = None) -> SubmitResult:
+    async def submit(
+        self, event: TriggerEvent, *, trigger: TriggerObject | None = None, body: str | None = None
+    ) -> SubmitResult:
         """Turn `event` into its Run (owned by `trigger`) and return it; submissions of one key share one Run."""
         key = event.idempotency_key
         known = self.known(key, source=_source(event))
@@ -138,7 +140,7 @@ class Scheduler:
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         self._idle.clear()
-        self._pool.put((RunRequest(event=event, trigger=trigger), future))
+        self._pool.put((RunRequest(event=event, trigger=trigger, body=body), future))
         # Shielded: a caller that goes away (client disconnect) must not cancel a creation others may be awaiting.
         return await asyncio.shield(future)
 

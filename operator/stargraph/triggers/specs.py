@@ -60,6 +60,8 @@ class WebhookSpec(_Named):
     max_body_bytes: int = Field(default=1 << 20, ge=1, le=64 << 20)
     content_types: tuple[str, ...] = ("application/json",)
     key_on_delivery_id: bool = False
+    pass_body: bool = False
+    """Hand each delivery's body (UTF-8, at most `PASSED_BODY_MAX` bytes) to its Run."""
     """Key deliveries on the sender's delivery id when present, instead of the body hash."""
     event_types: frozenset[str] | None = None
     """When set, only deliveries of these event types create Runs."""

@@ -25,12 +25,13 @@ async def submit_or_http_error(
     event: TriggerEvent,
     *,
     trigger: TriggerObject | None = None,
+    body: str | None = None,
     budget: float = SUBMIT_BUDGET_SECONDS,
 ) -> SubmitResult:
     """The Run for `event`; `HttpError` 503 when retrying later can help, the sink's own status when it cannot."""
     try:
         async with asyncio.timeout(budget):
-            return await scheduler.submit(event, trigger=trigger)
+            return await scheduler.submit(event, trigger=trigger, body=body)
     except SchedulerStopped as exc:
         raise HttpError(503, "shutting_down", "the server is shutting down; retry the request", retry_after=1) from exc
     except PermanentSinkError as exc:

@@ -25,10 +25,12 @@ from stargraph.triggers.signatures import SignatureError, parse_secret, verify
 from stargraph.triggers.specs import WebhookSpec
 from stargraph.triggers.submission import submit_or_http_error
 
-__all__ = ["HOOK_PATH", "WebhookTriggerPlugin"]
+__all__ = ["HOOK_PATH", "PASSED_BODY_MAX", "WebhookTriggerPlugin"]
 
 HOOK_PATH = "/v1/hooks/{namespace}/{name}"
 _DEFAULT_MAX_BODY = 1 << 20
+PASSED_BODY_MAX = 1 << 16
+"""The largest body a trigger with passBody takes: it travels in the Run object and in an environment variable."""
 
 
 class _Armed:
@@ -75,7 +77,10 @@ class WebhookTriggerPlugin:
 
     def _body_cap(self, path_params: Mapping[str, str]) -> int:
         armed = self._specs.get((path_params.get("namespace", ""), path_params.get("name", "")))
-        return armed.spec.max_body_bytes if armed else _DEFAULT_MAX_BODY
+        if armed is None:
+            return _DEFAULT_MAX_BODY
+        spec = armed.spec
+        return min(spec.max_body_bytes, PASSED_BODY_MAX) if spec.pass_body else spec.max_body_bytes
 
     def _reject(self, status: int, reason: str, message: str) -> HttpError:
         self._metrics.webhook_rejects.labels(reason).inc()
@@ -96,6 +101,15 @@ class WebhookTriggerPlugin:
         if not isinstance(typed, str) or not typed:
             raise self._reject(400, "missing_event_type", "the body has no string field `type` (the event type)")
         return typed
+
+    def _passed_body(self, spec: WebhookSpec, body: bytes) -> str | None:
+        """The body handed to the Run (passBody), which must be text; None without passBody."""
+        if not spec.pass_body:
+            return None
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise self._reject(400, "body_not_text", "passBody hands the body to the Run as text: send UTF-8") from exc
 
     async def handle(self, request: HttpRequest) -> HttpResponse:
         """Answer one request; an `HttpError` raised here becomes the JSON error response."""
@@ -145,5 +159,7 @@ class WebhookTriggerPlugin:
             idempotency_key=key,
             payload={**spec.payload, "delivery": {"id": verification.delivery_id, "bodySha256": body_hash}},
         )
-        result = await submit_or_http_error(self._scheduler, event, trigger=spec.trigger)
+        result = await submit_or_http_error(
+            self._scheduler, event, trigger=spec.trigger, body=self._passed_body(spec, request.body)
+        )
         return run_response(result.run, created=result.created)
