@@ -8,13 +8,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from bench import operator_scale, raw_create, webhook_faults, webhook_path
+from bench import jobs_vs_cronjobs, operator_scale, raw_create, webhook_faults, webhook_path
 
 BENCHMARKS: dict[str, Callable[[Sequence[str]], None]] = {
     "raw_create": raw_create.main,
     "webhook_path": webhook_path.main,
     "operator_scale": operator_scale.main,
     "webhook_faults": webhook_faults.main,
+    "jobs_vs_cronjobs": jobs_vs_cronjobs.main,
 }
 
 
