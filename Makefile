@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv controlplane helm image test unit cluster faults lint contracts typecheck bench run clean
+.PHONY: venv controlplane helm image node test unit cluster faults lint contracts typecheck bench run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,17 @@ helm:
 image: venv
 	STARGRAPH_PYTHON=$(PY) hack/build-image.sh >/dev/null
 
-test: venv contracts controlplane helm image
+# The test cluster's nodes: containerd and the CNI plugins (apt-get, as root), kubelet, kube-scheduler and kwok.
+node:
+	hack/build-node.sh >/dev/null
+
+test: venv contracts controlplane helm image node
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 unit: venv
 	$(PY) -m pytest -q -m "not cluster" $(PYTEST_ARGS)
 
-cluster: venv controlplane helm image
+cluster: venv controlplane helm image node
 	$(PY) -m pytest -q -m cluster $(PYTEST_ARGS)
 
 faults: venv controlplane helm

@@ -3,16 +3,28 @@
 # modules into a cache outside the repository. There is no prebuilt binary we may download and no Docker engine,
 # so we build what envtest would otherwise fetch. Idempotent: returns at once when the binaries are present.
 #
-# Prints the directory holding the binaries as its last line of standard output; progress goes to stderr.
+#   hack/build-controlplane.sh [kubelet] [kube-scheduler]
+#
+# Components named as arguments are built too, from the same module graph (hack/build-node.sh asks for the two a
+# test node needs). Prints the directory holding the binaries as its last line of standard output; progress goes
+# to stderr.
 set -euo pipefail
 
 KUBE_VERSION="${STARGRAPH_KUBE_VERSION:-1.37.2}"
 CACHE_ROOT="${STARGRAPH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/stargraph}"
 OUT="$CACHE_ROOT/controlplane/v$KUBE_VERSION"
-BINARIES=(etcd kube-apiserver kube-controller-manager)
-
 say() { printf '[build-controlplane] %s\n' "$*" >&2; }
 die() { printf '[build-controlplane] error: %s\n' "$*" >&2; exit 1; }
+
+# Everything but etcd is k8s.io/kubernetes/cmd/<name>.
+KUBE_COMPONENTS=(kube-apiserver kube-controller-manager)
+for extra in "$@"; do
+  case "$extra" in
+    kubelet | kube-scheduler) KUBE_COMPONENTS+=("$extra") ;;
+    *) die "unknown component '$extra' (known: kubelet, kube-scheduler)" ;;
+  esac
+done
+BINARIES=(etcd "${KUBE_COMPONENTS[@]}")
 
 all_present() {
   local b
@@ -80,8 +92,9 @@ build() {
 
 # etcd: the version k8s.io/kubernetes itself requires, so client and server match.
 build etcd go.etcd.io/etcd/server/v3 "-s -w"
-build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$LDFLAGS"
-build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$LDFLAGS"
+for name in "${KUBE_COMPONENTS[@]}"; do
+  build "$name" "k8s.io/kubernetes/cmd/$name" "$LDFLAGS"
+done
 
 all_present || die "build finished but binaries are missing in $OUT/bin"
 say "control plane v$KUBE_VERSION ready in $OUT/bin"

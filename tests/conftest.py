@@ -3,22 +3,50 @@
 ``control_plane`` starts one local control plane per session, on first use (tests/support/controlplane.py).
 Set ``STARGRAPH_TEST_KUBECONFIG`` to the path of an admin kubeconfig to run the cluster tests against that
 existing cluster instead; nothing is started then, and it is left running.
+
+``kubelet_node`` (a real kubelet, Pods run on this machine; needs root) and ``kwok_node`` (a fake node, Pods only
+change status) join that control plane on first use (tests/support/node.py). Both are skipped against an
+existing cluster.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterator
 
 import pytest
 from kubernetes.client import ApiClient
 
-from tests.support.controlplane import KubeCluster, cluster_from_env, temporary_namespace
+from tests.support.controlplane import ControlPlane, KubeCluster, cluster_from_env, temporary_namespace
+from tests.support.node import KubeletNode, KwokNode
 
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[KubeCluster]:
     with cluster_from_env() as cluster:
         yield cluster
+
+
+def _local(cluster: KubeCluster) -> ControlPlane:
+    if not isinstance(cluster, ControlPlane):
+        pytest.skip("test nodes join only the local control plane, not the cluster of $STARGRAPH_TEST_KUBECONFIG")
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def kubelet_node(control_plane: KubeCluster) -> Iterator[KubeletNode]:
+    """containerd + kubelet as Node ``stargraph-node``, with the test images imported (tests/support/images.py)."""
+    if os.geteuid() != 0:
+        pytest.skip("a kubelet node needs root")
+    with KubeletNode(_local(control_plane)) as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def kwok_node(control_plane: KubeCluster) -> Iterator[KwokNode]:
+    """Fake Node ``kwok-node`` run by kwok; Pods reach it with ``KWOK_PLACEMENT``."""
+    with KwokNode(_local(control_plane)) as node:
+        yield node
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 There is no Docker engine or kind on the machines we test on, so, like controller-runtime's
 envtest, we run the real binaries (built by ``hack/build-controlplane.sh``) on loopback ports in a temporary
-directory with a freshly generated PKI. No scheduler or kubelet runs: Pods never start.
+directory with a freshly generated PKI. No kubelet runs here, so Pods never start; tests that need them add a node
+(tests/support/node.py), which starts kube-scheduler on demand (``start_scheduler``).
 
     with ControlPlane() as cp:
         with cp.api_client() as api:
@@ -78,6 +79,7 @@ BUILD_SCRIPT = REPO_ROOT / "hack" / "build-controlplane.sh"
 TEST_KUBECONFIG_ENV = "STARGRAPH_TEST_KUBECONFIG"
 _TMP_PREFIX = "stargraph-cp-"
 _NAME = "stargraph"
+_CORE = ("etcd", "kube-apiserver", "kube-controller-manager")
 # Long enough for a manual session with the CLI; the files are deleted on stop anyway.
 _CERT_VALIDITY = datetime.timedelta(days=30)
 
@@ -412,12 +414,12 @@ def _remove_orphaned_tmpdirs() -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def _find_binaries() -> Path:
-    """Run the build script (a no-op when built) and return the directory it prints last."""
+def run_build_script(script: Path, *args: str) -> Path:
+    """Run a ``hack/build-*.sh`` script (a no-op when built) and return the path it prints last."""
     try:
-        out = subprocess.run([str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True).stdout
+        out = subprocess.run([str(script), *args], check=True, stdout=subprocess.PIPE, text=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} failed: {e}") from e
+        raise ControlPlaneError(f"{script} failed: {e}") from e
     return Path(out.strip().splitlines()[-1])
 
 
@@ -502,7 +504,7 @@ class ControlPlane(KubeCluster):
             return self
         _remove_orphaned_tmpdirs()
         try:
-            bin_dir = _find_binaries()
+            bin_dir = run_build_script(BUILD_SCRIPT)
             started = time.monotonic()
             self._launch(bin_dir)
             log.info("control plane ready in %.2fs at %s", time.monotonic() - started, self.server)
@@ -648,23 +650,39 @@ class ControlPlane(KubeCluster):
             _signal_group(process, signal.SIGCONT)
             self._wait_for("kube-apiserver /readyz after SIGCONT", self._admin_tls(), "/readyz")
 
-    def _spawn(self, binary: Path, args: list[str], *, append: bool = False) -> None:
-        name = binary.name
+    def start_scheduler(self) -> None:
+        """Start kube-scheduler (built on first use) unless it runs: Pods without ``nodeName``, a Job's, need it."""
+        if "kube-scheduler" in self.pids:
+            return
+        bin_dir = run_build_script(BUILD_SCRIPT, "kube-scheduler")
+        # --secure-port 0: it serves nothing, so it takes no port and needs no serving certificate.
+        args = ["--kubeconfig", str(self.kubeconfig), "--leader-elect=false", "--secure-port", "0"]
+        self._spawn(bin_dir / "kube-scheduler", args)
+
+    def spawn(self, name: str, command: Sequence[str], *, append: bool = False) -> subprocess.Popen[bytes]:
+        """Run ``command`` as one more component: logged to ``log_file(name)``, listed by ``pids`` and
+        ``diagnostics()``, and stopped by ``stop()`` (newest first) unless it has ended by then."""
         self.log_file(name).parent.mkdir(exist_ok=True)
         with self.log_file(name).open("ab" if append else "wb") as out:
-            self._processes[name] = subprocess.Popen(
-                [str(binary), *args],
+            process = self._processes[name] = subprocess.Popen(
+                list(command),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=_die_with_parent(os.getpid()),
             )
+        return process
+
+    def _spawn(self, binary: Path, args: list[str], *, append: bool = False) -> None:
+        self.spawn(binary.name, [str(binary), *args], append=append)
 
     def _wait_for(self, what: str, context: ssl.SSLContext, path: str) -> None:
         def ok() -> bool:
-            for name, process in self._processes.items():
-                if process.poll() is not None:
+            # Only the control plane's own processes: a node's (spawn()) may have been stopped on purpose.
+            for name in _CORE:
+                process = self._processes.get(name)
+                if process is not None and process.poll() is not None:
                     raise ControlPlaneError(
                         f"{name} exited with {process.returncode} while waiting for {what}:\n{self.log_tail(name)}"
                     )

@@ -1,0 +1,3 @@
+module stargraph.local/testjob
+
+go 1.26
