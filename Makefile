@@ -54,7 +54,7 @@ contracts: venv
 bench: venv controlplane
 	$(PY) -m bench
 
-run: venv controlplane
+run: venv controlplane node
 	hack/run.sh
 
 clean:

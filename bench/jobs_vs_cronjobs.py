@@ -193,9 +193,8 @@ async def _run(cp: ControlPlane, *, count: int, minutes: int, scratch: Path) -> 
         await ensure_namespace(api, "bench-cronjob")
         controller_manager = cp.pids["kube-controller-manager"]
 
-        with OperatorProcess(
-            kubeconfig, scratch, name="jobs", extra_args=["--watch-namespace", "bench-stargraph", "--log-level", "WARNING"]
-        ) as operator:
+        watch_only = ["--watch-namespace", "bench-stargraph", "--log-level", "WARNING"]
+        with OperatorProcess(kubeconfig, scratch, name="jobs", extra_args=watch_only) as operator:
             triggers = path(group=GROUP, version=VERSION, plural="crontriggers", namespace="bench-stargraph")
             await _create_all(api, triggers, [_cron_trigger("bench-stargraph", f"t{i}") for i in range(count)])
             warmup = _next_minute(datetime.now(UTC))

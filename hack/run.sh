@@ -19,8 +19,9 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "[run] starting the control plane (etcd, kube-apiserver, kube-controller-manager) on 127.0.0.1"
-"$PY" -m tests.support.controlplane --kubeconfig-out "$KUBECONFIG_PATH" >"$STATE/controlplane.log" 2>&1 &
+echo "[run] starting the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and a"
+echo "      KWOK fake node, whose Pods succeed without running anything, on 127.0.0.1"
+"$PY" -m tests.support.controlplane --kubeconfig-out "$KUBECONFIG_PATH" --kwok-node >"$STATE/controlplane.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 600); do [ -s "$KUBECONFIG_PATH" ] && break; sleep 0.1; done
 [ -s "$KUBECONFIG_PATH" ] || { cat "$STATE/controlplane.log"; echo "[run] the control plane did not start" >&2; exit 1; }
@@ -37,8 +38,27 @@ pids+=($!)
 for _ in $(seq 1 300); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null || { tail -30 "$STATE/operator.log"; echo "[run] the operator is not ready" >&2; exit 1; }
 
-echo "[run] applying the samples"
+echo "[run] applying the samples, and a CronTrigger whose Runs run as Jobs on the fake node"
 kubectl apply -f crds/samples/crontrigger.yaml -f crds/samples/webhooktrigger.yaml
+kubectl apply -f - <<'YAML'
+apiVersion: stargraph.io/v1alpha1
+kind: CronTrigger
+metadata: {name: every-ten-seconds-job, namespace: default}
+spec:
+  schedule: "*/10 * * * * *"
+  runTemplate:
+    params: {greeting: hello}
+    jobTemplate:
+      spec:
+        backoffLimit: 0
+        template:
+          spec:
+            restartPolicy: Never
+            containers:
+              - {name: hello, image: example.invalid/hello, args: ["say", "$(params.greeting)"]}
+            nodeSelector: {kwok.x-k8s.io/node: fake}
+            tolerations: [{key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}]
+YAML
 
 cat <<MSG
 
@@ -46,6 +66,7 @@ stargraph is running. In another shell:
 
   export KUBECONFIG=$KUBECONFIG_PATH
   kubectl get stargraph                      # triggers and Runs (a Run every 10 seconds)
+  kubectl get runs,jobs -l stargraph.io/trigger=every-ten-seconds-job   # Runs reaching Succeeded with their Jobs
   kubectl get events --field-selector involvedObject.name=every-ten-seconds
 
   # a signed GitHub-style delivery (send it twice: the second answers with the same Run)

@@ -742,11 +742,18 @@ def main(argv: Sequence[str] | None = None, out: IO[str] = sys.stdout) -> int:
         description="Run a local control plane until Ctrl-C or SIGTERM.",
     )
     parser.add_argument("--kubeconfig-out", type=Path, help="also write the admin kubeconfig to this path")
+    parser.add_argument(
+        "--kwok-node", action="store_true", help="also a KWOK fake node (and kube-scheduler), so Jobs' Pods complete"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress and timings")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     signal.signal(signal.SIGTERM, _interrupt)
-    with contextlib.suppress(KeyboardInterrupt), ControlPlane() as cp:
+    with contextlib.suppress(KeyboardInterrupt), ControlPlane() as cp, contextlib.ExitStack() as nodes:
+        if args.kwok_node:
+            from tests.support.node import KwokNode  # node builds on this module
+
+            nodes.enter_context(KwokNode(cp))
         kubeconfig = cp.kubeconfig
         if args.kubeconfig_out:
             kubeconfig = args.kubeconfig_out.resolve()
