@@ -1,6 +1,6 @@
 """Runs with a jobTemplate, end to end: one Job per Run, owned by it, with the Run's parameters; a Job the apiserver
 refuses, or one deleted by hand, fails its Run and nothing else; a template naming an unknown parameter stalls the
-trigger when it is applied.
+trigger when it is applied; a Run without a jobTemplate is its executor's, whose status reports the trigger shows.
 
 These need no node: the Jobs' Pods never start here, so every Run stays Pending. Jobs that really run (phases,
 Forbid, Replace, history limits) are in test_run_jobs_on_a_node.py.
@@ -28,6 +28,7 @@ from tests.e2e.kube import (
     jobs,
     list_runs,
     patch,
+    patch_status,
     put_secret,
     webhook_trigger,
 )
@@ -174,3 +175,35 @@ def test_a_webhook_with_pass_body_hands_the_delivery_to_its_runs_job(
     job = eventually(lambda: jobs(kube_api, namespace).get(name), timeout=15, what="the delivery's Job")
     env = {v["name"]: v.get("value") for v in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["STARGRAPH_BODY"] == body.decode()
+
+    def listed() -> list[str] | None:
+        status = (get(kube_api, namespace, "webhooktriggers", "pushes") or {}).get("status") or {}
+        return [active["name"] for active in status.get("active") or ()] or None
+
+    assert eventually(listed, timeout=10, what="the unfinished Run in the trigger's active list") == [name]
+
+
+def test_runs_without_a_job_template_are_left_to_their_executor_whose_reports_the_trigger_shows(
+    kube_api: ApiClient, namespace: str, operator: OperatorProcess
+) -> None:
+    run = firing(kube_api, namespace, "external", runs=1, runTemplate={"graph": "etl"})[0]
+    name = run["metadata"]["name"]
+    eventually(
+        lambda: [a["name"] for a in get(kube_api, namespace, "crontriggers", "external")["status"].get("active", [])]
+        == [name] or None,
+        timeout=10,
+        what="the unfinished Run in the trigger's active list",
+    )  # fmt: skip
+    # The executor reports through the status subresource, as the README's contract says.
+    patch_status(kube_api, namespace, "runs", name, {"phase": "Running", "startTime": "2026-11-30T02:30:04Z"})
+    done = {"phase": "Succeeded", "completionTime": "2026-11-30T02:31:10Z", "duration": "1m6s", "message": "ok"}
+    patch_status(kube_api, namespace, "runs", name, done)
+
+    def reported() -> dict[str, Any] | None:
+        status = get(kube_api, namespace, "crontriggers", "external")["status"]
+        return status if status.get("lastSuccessfulTime") and not status.get("active") else None
+
+    status = eventually(reported, timeout=10, what="the trigger reporting the executor's success")
+    assert status["lastSuccessfulTime"] == "2026-11-30T02:31:10Z"
+    assert jobs(kube_api, namespace) == {}
+    assert run_status(kube_api, namespace, name) == {**done, "startTime": "2026-11-30T02:30:04Z"}

@@ -18,6 +18,7 @@ from stargraph.controller.webhook_controller import WebhookController
 from stargraph.k8s.errors import NotFound
 from stargraph.k8s.paths import path
 from stargraph.metrics import Metrics
+from stargraph.runs import RunIndex
 from stargraph.triggers.specs import WebhookSpec
 
 NS = "team-a"
@@ -87,6 +88,10 @@ class FakePlugin:
         self.armed.pop((namespace, name), None)
 
 
+async def _nothing_in_flight() -> None:
+    """No Run is being created in these tests."""
+
+
 class Rig:
     def __init__(self) -> None:
         self.api = FakeApi()
@@ -100,6 +105,8 @@ class Rig:
             events=cast(Any, self.events),
             clock=ManualClock(datetime(2026, 6, 1, 12, tzinfo=UTC)),
             metrics=self.metrics,
+            index=RunIndex(),
+            runs_created=_nothing_in_flight,
         )
         self.api.objects[TRIGGER_PATH] = {
             "metadata": {"namespace": NS, "name": "hook", "uid": "u-1", "generation": 1},

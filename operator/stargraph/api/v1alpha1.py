@@ -245,6 +245,8 @@ class WebhookTriggerStatus(ApiModel):
     path: str | None = Field(default=None, description="Where deliveries go, relative to the operator's service.")
     last_delivery_time: datetime | None = Field(default=None, description="The latest delivery that has its Run.")
     last_run_name: str | None = Field(default=None, description="The Run of the latest delivery.")
+    active: list[ObjectReference] = Field(default_factory=list, description="Runs of this trigger not finished.")
+    last_successful_time: datetime | None = Field(default=None, description="When the latest Succeeded Run finished.")
 
 
 class TriggerReference(ApiModel):

@@ -68,7 +68,7 @@ class CronController:
         self.gate = ConcurrencyGate(api=api, index=index, events=events, triggers=self._triggers)
         self.reports = CronReports(plugin=plugin, status=status, events=events, triggers=self._triggers)
         self._history = RunHistory(
-            api=api, index=index, status=status, triggers=self._triggers, runs_created=runs_created
+            api=api, index=index, status=status, kind=CRON, triggers=self._triggers, runs_created=runs_created
         )
 
     # -- lifecycle ---------------------------------------------------------------------------------------------

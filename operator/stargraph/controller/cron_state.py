@@ -32,6 +32,10 @@ class CronTriggerState:
     last_successful: datetime | None = None
     """`status.lastSuccessfulTime`: only ever moves forward (history limits may prune the Run it came from)."""
 
+    @property
+    def history_limits(self) -> tuple[int, int]:
+        return self.spec.successful_runs_history_limit, self.spec.failed_runs_history_limit
+
 
 CronTriggers = dict[TriggerName, CronTriggerState]
 

@@ -278,8 +278,11 @@ def create_operator_app(config: OperatorConfig) -> App:
             events=wiring.events,
             clock=clock,
             metrics=state.metrics,
+            index=wiring.index,
+            runs_created=wiring.runs_created,
         )
         await cron.start()
+        await webhooks.start()
 
         async def reconcile_cron(event_type: str | None, body: dict[str, Any]) -> None:
             cron.reconcile(event_type, body)

@@ -1,4 +1,5 @@
-"""Each CronTrigger's Runs, tidied: `status.active` kept current and finished Runs pruned to the history limits.
+"""Each trigger's Runs, tidied: `status.active` and `status.lastSuccessfulTime` kept current, and finished Runs
+pruned to the trigger's history limits (CronTriggers have them; WebhookTriggers keep every Run).
 
 The Run index says which triggers' Runs changed; the work is done in one background task, after a burst of fires
 has been created (a burst marks its triggers one Run at a time: they are tidied all at once, afterwards).
@@ -8,23 +9,49 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
 
 import structlog
 
-from stargraph.controller.cron_state import CronTriggers, TriggerName, fmt
-from stargraph.controller.kinds import CRON
+from stargraph.controller.cron_state import TriggerName, fmt
 from stargraph.controller.status_writer import StatusWriter, yield_to_runs
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound
 from stargraph.runs import RunIndex, TriggerKey, active_run_names, beyond_history_limits, last_success
 from stargraph.runs.kube_sink import runs_path
+from stargraph.triggers.kinds import TriggerKind
 
-__all__ = ["RunHistory"]
+__all__ = ["HistoryState", "RunHistory", "RunsReport"]
 
 log = structlog.get_logger("stargraph.controller")
 
-PLURAL = CRON.plural
+
+class HistoryState(Protocol):
+    """What the history keeps per trigger: what it last wrote, and the trigger's limits."""
+
+    active: list[str]
+    last_successful: datetime | None
+    """`status.lastSuccessfulTime`: only ever moves forward (history limits may prune the Run it came from)."""
+
+    @property
+    def history_limits(self) -> tuple[int, int] | None:
+        """(Succeeded, Failed) Runs kept; None keeps every Run."""
+        ...
+
+
+@dataclass
+class RunsReport:
+    """The history state of a trigger without limits (a WebhookTrigger)."""
+
+    active: list[str] = field(default_factory=list)
+    last_successful: datetime | None = None
+
+    @property
+    def history_limits(self) -> tuple[int, int] | None:
+        return None
 
 
 class RunHistory:
@@ -34,12 +61,15 @@ class RunHistory:
         api: KubeClient,
         index: RunIndex,
         status: StatusWriter,
-        triggers: CronTriggers,
+        kind: TriggerKind,
+        triggers: Mapping[TriggerName, HistoryState],
         runs_created: Callable[[], Awaitable[None]],
     ) -> None:
         self._api = api
         self._index = index
         self._status = status
+        self._kind = kind
+        self._index_kind = kind.kind.lower()
         self._triggers = triggers
         self._runs_created = runs_created
         self._dirty: set[TriggerName] = set()
@@ -48,7 +78,7 @@ class RunHistory:
         index.subscribe(self._runs_changed)
 
     async def start(self) -> None:
-        self._housekeeper = asyncio.create_task(self._keep_house(), name="cron-housekeeping")
+        self._housekeeper = asyncio.create_task(self._keep_house(), name=f"{self._index_kind}-housekeeping")
 
     async def stop(self) -> None:
         if self._housekeeper is not None:
@@ -63,7 +93,7 @@ class RunHistory:
 
     def _runs_changed(self, trigger: TriggerKey) -> None:
         namespace, kind, name = trigger
-        if kind == "crontrigger" and (namespace, name) in self._triggers:
+        if kind == self._index_kind and (namespace, name) in self._triggers:
             self.mark((namespace, name))
 
     async def _keep_house(self) -> None:
@@ -83,7 +113,7 @@ class RunHistory:
         trigger = self._triggers.get(key)
         if trigger is None:
             return
-        runs = self._index.runs_of((key[0], "crontrigger", key[1]))
+        runs = self._index.runs_of((key[0], self._index_kind, key[1]))
         changed: dict[str, object] = {}
         active = active_run_names(runs)
         if active != trigger.active:
@@ -94,12 +124,10 @@ class RunHistory:
             trigger.last_successful = succeeded
             changed["lastSuccessfulTime"] = fmt(succeeded)
         if changed:
-            self._status.update(plural=PLURAL, namespace=key[0], name=key[1], status=changed)
-        doomed = beyond_history_limits(
-            runs,
-            succeeded=trigger.spec.successful_runs_history_limit,
-            failed=trigger.spec.failed_runs_history_limit,
-        )
-        for run in doomed:
+            self._status.update(plural=self._kind.plural, namespace=key[0], name=key[1], status=changed)
+        limits = trigger.history_limits
+        if limits is None:
+            return
+        for run in beyond_history_limits(runs, succeeded=limits[0], failed=limits[1]):
             with contextlib.suppress(NotFound):
                 await self._api.delete(runs_path(run.ref.namespace, run.ref.name), propagation_policy="Background")

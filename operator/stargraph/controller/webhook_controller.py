@@ -15,7 +15,7 @@ import asyncio
 import base64
 import binascii
 import weakref
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +26,9 @@ from stargraph.api.v1alpha1 import DeduplicationKey, WebhookTriggerSpec
 from stargraph.clock import Clock
 from stargraph.controller import conditions
 from stargraph.controller.event_recorder import EventRecorder
-from stargraph.controller.kinds import WEBHOOK
+from stargraph.controller.kinds import WEBHOOK, parse_time
 from stargraph.controller.reporting import report_stalled
+from stargraph.controller.run_history import RunHistory, RunsReport
 from stargraph.controller.status_writer import StatusWriter
 from stargraph.errors import StargraphError
 from stargraph.fires.event import TriggerEvent
@@ -38,7 +39,7 @@ from stargraph.k8s.informer import Change
 from stargraph.k8s.paths import path
 from stargraph.metrics import Metrics
 from stargraph.models import describe_validation_error
-from stargraph.runs import SubmitResult, TriggerObject
+from stargraph.runs import RunIndex, SubmitResult, TriggerObject
 from stargraph.runs.jobs import run_template_errors
 from stargraph.triggers.specs import WebhookSpec
 from stargraph.triggers.webhook import WebhookTriggerPlugin
@@ -74,6 +75,8 @@ class WebhookController:
         events: EventRecorder,
         clock: Clock,
         metrics: Metrics,
+        index: RunIndex,
+        runs_created: Callable[[], Awaitable[None]],
     ) -> None:
         self._api = api
         self._plugin = plugin
@@ -82,6 +85,11 @@ class WebhookController:
         self._clock = clock
         self._metrics = metrics
         self._applied: dict[_Key, _Applied] = {}
+        # Kept while the trigger exists (not only while it is armed): lastSuccessfulTime only moves forward.
+        self._reports: dict[_Key, RunsReport] = {}
+        self._history = RunHistory(
+            api=api, index=index, status=status, kind=WEBHOOK, triggers=self._reports, runs_created=runs_created
+        )
         self._secret_users: dict[_Key, set[str]] = {}
         self._secret_of: dict[_Key, str] = {}
         # One trigger is reconciled by one coroutine at a time: kopf's events and Secret changes both arm it, and
@@ -121,8 +129,12 @@ class WebhookController:
                 self._applied.pop(key, None)
             self._rearm_soon(key)
 
+    async def start(self) -> None:
+        await self._history.start()
+
     async def stop(self) -> None:
         """Cancel the re-armings in flight (at shutdown, once nothing feeds `secret_changed` any more)."""
+        await self._history.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -176,6 +188,12 @@ class WebhookController:
             )
             return
         self._applied[(namespace, name)] = _Applied(uid, generation, secret_version)
+        if (namespace, name) not in self._reports:
+            self._reports[(namespace, name)] = RunsReport(
+                active=[item.get("name", "") for item in status.get("active") or ()],
+                last_successful=parse_time(status.get("lastSuccessfulTime")),
+            )
+            self._history.mark((namespace, name))
         wanted = {
             "observedGeneration": generation,
             "conditions": conditions.conditions_for(
@@ -271,6 +289,7 @@ class WebhookController:
     def _forget(self, namespace: str, name: str) -> None:
         self._plugin.remove(namespace, name)
         self._applied.pop((namespace, name), None)
+        self._reports.pop((namespace, name), None)
         self._unlink((namespace, name))
         self._status.forget(plural=PLURAL, namespace=namespace, name=name)
 
