@@ -66,23 +66,17 @@ def webhook_trigger(name: str, secret: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def job_template(*args: str, container: str = "main") -> dict[str, Any]:
-    """A Job whose Pod runs nowhere here (no node), or refuses to exist (`container` not a DNS label)."""
-    return {
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "hostNetwork": True,
-                    "containers": [
-                        {"name": container, "image": "stargraph.test/never-pulled", "imagePullPolicy": "Never",
-                         "args": list(args)}
-                    ],
-                }
-            },
-        }
-    }  # fmt: skip
+def job_template(
+    *args: str, container: str = "main", image: str = "stargraph.test/never-pulled", **pod: Any
+) -> dict[str, Any]:
+    """A run-once Job of `image` with `args` (no retries, host network, never pulled); `pod` adds Pod spec fields.
+
+    By default its Pod runs nowhere (no node takes it), or, with a `container` name that is not a DNS label, the
+    apiserver refuses the Job.
+    """
+    containers = [{"name": container, "image": image, "imagePullPolicy": "Never", "args": list(args)}]
+    pod_spec = {"restartPolicy": "Never", "hostNetwork": True, "containers": containers, **pod}
+    return {"spec": {"backoffLimit": 0, "template": {"spec": pod_spec}}}
 
 
 def jobs(api: ApiClient, namespace: str) -> dict[str, dict[str, Any]]:

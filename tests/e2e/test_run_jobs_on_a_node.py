@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient, CoreV1Api
 
-from tests.e2e.kube import condition, create, cron_trigger, get, jobs, list_runs, parse_time, patch
+from tests.e2e.kube import condition, create, cron_trigger, get, job_template, jobs, list_runs, parse_time, patch
 from tests.support.images import TESTJOB_IMAGE
 from tests.support.node import KUBELET_PLACEMENT, KubeletNode
 from tests.support.operator import OperatorProcess, eventually
@@ -27,22 +27,7 @@ FINISHED = ("Succeeded", "Failed")
 
 def running(*args: str) -> dict[str, Any]:
     """A jobTemplate running the test image with `args` on the kubelet node, once, without retries."""
-    return {
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "hostNetwork": True,
-                    "terminationGracePeriodSeconds": 2,
-                    "containers": [
-                        {"name": "job", "image": TESTJOB_IMAGE, "imagePullPolicy": "Never", "args": list(args)}
-                    ],
-                    **KUBELET_PLACEMENT,
-                }
-            },
-        }
-    }
+    return job_template(*args, image=TESTJOB_IMAGE, terminationGracePeriodSeconds=2, **KUBELET_PLACEMENT)
 
 
 def finished_runs(api: ApiClient, namespace: str, count: int) -> list[dict[str, Any]] | None:
