@@ -116,8 +116,11 @@ class _Wiring:
         """Kinds a manual run may name; the sink reads it, third-party kinds join it when their plugins load."""
 
     async def runs_created(self) -> None:
+        """Return once no Run and no Job of a Run is being created: status writes and Events wait for that, so the
+        apiserver's capacity goes to a burst of fires first."""
         if self.scheduler is not None:
             await self.scheduler.wait_idle()
+        await self.jobs.wait_idle()
 
     def run_changed(self, change: str, body: dict[str, Any]) -> None:
         self.index.on_change(change, body)

@@ -59,7 +59,7 @@ class RunJobs:
         events: EventRecorder,
         clock: Clock,
         leading: bool = True,
-        workers: int = 8,
+        workers: int = 32,
     ) -> None:
         self._api = api
         self._status = status
@@ -72,6 +72,9 @@ class RunJobs:
         self._created: set[Key] = set()
         """Runs whose Job this process created or adopted: a Job the informer has not shown yet is not gone."""
         self._queued: set[Key] = set()
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._pool: WorkerPool[Key] = WorkerPool(self._sync, workers=workers, name="run-jobs")
         self.leading = leading
 
@@ -80,6 +83,10 @@ class RunJobs:
 
     async def stop(self) -> None:
         await self._pool.stop(timeout=5.0)
+
+    async def wait_idle(self) -> None:
+        """Return once no Run is waiting for its Job to be made or looked at."""
+        await self._idle.wait()
 
     async def lead(self) -> None:
         """Begin acting: every Run seen so far is looked at once."""
@@ -126,6 +133,7 @@ class RunJobs:
     def _enqueue(self, key: Key) -> None:
         if self.leading and key not in self._queued:
             self._queued.add(key)
+            self._idle.clear()
             self._pool.put(key)
 
     def _retry_later(self, key: Key) -> None:
@@ -133,6 +141,15 @@ class RunJobs:
 
     async def _sync(self, key: Key) -> None:
         self._queued.discard(key)
+        self._busy += 1
+        try:
+            await self._act(key)
+        finally:
+            self._busy -= 1
+            if not self._busy and not self._queued:
+                self._idle.set()
+
+    async def _act(self, key: Key) -> None:
         run = self._runs.get(key)
         if run is None or not self.leading or run["metadata"].get("deletionTimestamp"):
             return
