@@ -329,20 +329,22 @@ def test_pod_template_is_pod_security_restricted_and_probed(helm: Helm) -> None:
     assert "--leader-election-namespace=ops" in container["args"]
 
 
-def test_host_network_port_and_extra_env_reach_the_pod_template(helm: Helm) -> None:
-    def pod_of(values: dict[str, Any]) -> dict[str, Any]:
-        (deployment,) = by_kind(documents(helm.template("r", namespace="ops", values=values)), "Deployment")
-        pod: dict[str, Any] = deployment["spec"]["template"]["spec"]
-        return pod
+def pod_template(helm: Helm, values: dict[str, Any]) -> dict[str, Any]:
+    """The Pod spec of the Deployment the chart renders with ``values``."""
+    (deployment,) = by_kind(documents(helm.template("r", namespace="ops", values=values)), "Deployment")
+    pod: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    return pod
 
-    default = pod_of({})
+
+def test_host_network_port_and_extra_env_reach_the_pod_template(helm: Helm) -> None:
+    default = pod_template(helm, {})
     assert "hostNetwork" not in default and "dnsPolicy" not in default
     (container,) = default["containers"]
     assert "--port=8080" in container["args"]
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     own_env = container["env"]
 
-    pod = pod_of({"hostNetwork": True, "operator": {"port": 18080}, "extraEnv": HOST_NETWORK_ENV})
+    pod = pod_template(helm, {"hostNetwork": True, "operator": {"port": 18080}, "extraEnv": HOST_NETWORK_ENV})
     assert (pod["hostNetwork"], pod["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
     (container,) = pod["containers"]
     assert "--port=18080" in container["args"]
@@ -353,6 +355,16 @@ def test_host_network_port_and_extra_env_reach_the_pod_template(helm: Helm) -> N
     }
     # Appended after the chart's own, so a user's entry of the same name is the one the kubelet keeps.
     assert container["env"] == [*own_env, *HOST_NETWORK_ENV]
+
+
+def test_a_host_network_pod_is_probed_on_loopback(helm: Helm) -> None:
+    """Its IP is the node's address; the kubelet, in the node's network too, reaches the operator on 127.0.0.1."""
+    probes = ("startupProbe", "livenessProbe", "readinessProbe")
+    for values, host in (({}, None), ({"hostNetwork": True}, "127.0.0.1")):
+        (container,) = pod_template(helm, values)["containers"]
+        assert [container[probe]["httpGet"].get("host") for probe in probes] == [host] * len(probes), values
+        # The operator listens on every address, loopback included.
+        assert "--host=0.0.0.0" in container["args"]
 
 
 # ----------------------------------------------------------------------------------------------- least privilege

@@ -3,42 +3,32 @@ control plane: a slice of the end-to-end tests, judged by the Runs the apiserver
 
 The container has no kubeconfig: it connects through the in-cluster path (``KUBERNETES_SERVICE_HOST``/``_PORT`` and
 the mounted ServiceAccount token and CA), with only the permissions the chart grants its ServiceAccount. One
-container serves the module; the last test stops it as the kubelet would and reads its exit code.
+container serves the module: the slice shared with the chart's Pod on the kubelet (tests/image/container_slice.py),
+then what podman lets us read of the container; the last test stops it as the kubelet would and reads its exit code.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import time
-import uuid
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from kubernetes.client import ApiClient
 
-from stargraph.api.v1alpha1 import GROUP
-from stargraph.fires.keys import body_sha256, cron_idempotency_key, webhook_idempotency_key
-from stargraph.runs.naming import run_name
-from stargraph.triggers.signatures import SignatureScheme, sign
-from tests.e2e.kube import (
-    create,
-    cron_trigger,
-    fire_of,
-    get,
-    is_ready,
-    list_runs,
-    parse_time,
-    put_secret,
-    webhook_trigger,
+from tests.image.container_slice import (  # noqa: F401  (tests, run here against operator_url)
+    test_a_cron_fire_creates_its_run,
+    test_a_manual_run_needs_a_caller_the_apiserver_allows,
+    test_a_signed_webhook_delivery_creates_its_run,
 )
-from tests.support.controlplane import KubeCluster
-from tests.support.operator import Kubectl, eventually
 from tests.support.pod import SERVICE_ACCOUNT_DIR, PodmanPod
 
 pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def operator_url(operator_pod: PodmanPod) -> str:
+    """Where the container slice reaches the operator: the container's port, on the host's loopback."""
+    return operator_pod.url
 
 
 def test_connects_in_cluster_with_only_the_mounted_service_account(operator_pod: PodmanPod) -> None:
@@ -48,89 +38,6 @@ def test_connects_in_cluster_with_only_the_mounted_service_account(operator_pod:
     assert any(arg.endswith(f"destination={SERVICE_ACCOUNT_DIR},ro=true") for arg in args), args
     listing = operator_pod.exec("ls", SERVICE_ACCOUNT_DIR).stdout.split()
     assert sorted(listing) == ["ca.crt", "namespace", "token"]
-
-
-def test_a_cron_fire_creates_its_run(operator_pod: PodmanPod, kube_api: ApiClient, namespace: str) -> None:
-    trigger = create(kube_api, namespace, cron_trigger("tick", "* * * * * *", runTemplate={"graph": "image"}))
-    runs = eventually(lambda: list_runs(kube_api, namespace), timeout=15, what="a Run of the cron trigger")
-    run = runs[0]
-    fire = fire_of(run)
-    key = cron_idempotency_key(f"cron:{namespace}/tick", fire)
-    assert run["metadata"]["name"] == run_name(trigger_name="tick", idempotency_key=key)
-    assert run["metadata"]["ownerReferences"][0]["uid"] == trigger["metadata"]["uid"]
-    assert run["spec"]["graph"] == "image"
-    assert fire >= parse_time(trigger["metadata"]["creationTimestamp"])
-
-
-def test_a_signed_webhook_delivery_creates_its_run(
-    operator_pod: PodmanPod, kube_api: ApiClient, namespace: str
-) -> None:
-    put_secret(kube_api, namespace, "hook-secret", {"secret": "image-secret"})
-    create(kube_api, namespace, webhook_trigger("hook", "hook-secret", runTemplate={"graph": "on-push"}))
-
-    def ready() -> dict[str, Any] | None:
-        trigger = get(kube_api, namespace, "webhooktriggers", "hook")
-        return trigger if is_ready(trigger) else None
-
-    trigger = eventually(ready, timeout=10, what="the WebhookTrigger Ready")
-    url = operator_pod.url + trigger["status"]["path"]
-    body = json.dumps({"ref": "refs/heads/main"}).encode()
-    headers = {"content-type": "application/json"}
-
-    unsigned = httpx.post(url, content=body, headers=headers)
-    assert unsigned.status_code == 401, unsigned.text
-    signature = sign(scheme=SignatureScheme.HMAC_SHA256, key=b"image-secret", body=body)
-    delivered = httpx.post(url, content=body, headers={**headers, **signature})
-    assert delivered.status_code == 201, delivered.text
-
-    key = webhook_idempotency_key(f"webhook:{namespace}/hook", body_sha256(body))
-    name = run_name(trigger_name="hook", idempotency_key=key)
-    assert delivered.json()["run"] == {"name": name, "namespace": namespace}
-    run = get(kube_api, namespace, "runs", name)
-    assert run is not None, "answered 201 without the Run"
-    assert run["metadata"]["labels"][f"{GROUP}/source"] == "webhook"
-    assert [r["metadata"]["name"] for r in list_runs(kube_api, namespace)] == [name]
-
-
-def test_a_manual_run_needs_a_caller_the_apiserver_allows(
-    operator_pod: PodmanPod, kube_api: ApiClient, namespace: str, control_plane: KubeCluster, kubectl: Kubectl
-) -> None:
-    create(kube_api, namespace, cron_trigger("nightly", "0 0 1 1 *"))
-    token = control_plane.service_account_token(namespace=namespace, name="caller")
-    key = str(uuid.uuid4())
-
-    def post() -> httpx.Response:
-        return httpx.post(
-            f"{operator_pod.url}/v1/runs",
-            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
-            json={"triggerRef": {"kind": "CronTrigger", "name": "nightly", "namespace": namespace}},
-            timeout=30,
-        )
-
-    # TokenReview and SubjectAccessReview, asked by the container as the chart's ServiceAccount.
-    refused = post()
-    assert refused.status_code == 403, refused.text
-    kubectl.ok("create", "role", "run-creator", "--verb=create", f"--resource=runs.{GROUP}", "-n", namespace)
-    kubectl.ok(
-        "create",
-        "rolebinding",
-        "run-creator",
-        "--role=run-creator",
-        f"--serviceaccount={namespace}:caller",
-        "-n",
-        namespace,
-    )
-
-    def created() -> httpx.Response | None:
-        response = post()
-        assert response.status_code in (201, 403), response.text
-        return response if response.status_code == 201 else None
-
-    answer = eventually(created, timeout=10, what="201 once the RoleBinding is in force")
-    name = run_name(trigger_name="nightly", idempotency_key=key)
-    assert answer.json() == {"run": {"name": name, "namespace": namespace}, "created": True}
-    run = get(kube_api, namespace, "runs", name)
-    assert run is not None and run["spec"]["source"] == "manual"
 
 
 def test_runs_as_65532_with_no_capability_and_a_read_only_root(operator_pod: PodmanPod) -> None:

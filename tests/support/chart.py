@@ -1,9 +1,10 @@
 """The Helm chart against a test cluster: Helm itself (built by ``hack/build-helm.sh``), and installed releases.
 
-``install_chart`` installs ``charts/stargraph`` into a cluster, never with ``--wait`` (no scheduler or kubelet runs
-on the local control plane, so the operator's Pods never start), and hands back an ``InstalledChart`` whose
-``service_account_kubeconfig()`` authenticates as the chart's own ServiceAccount. Running ``stargraph operator``
-locally with that kubeconfig runs it with exactly the permissions the chart grants:
+``install_chart`` installs ``charts/stargraph`` into a cluster, never with ``--wait`` (the operator's Pods start only
+where the values place them on the kubelet test node, see tests/support/release_pod.py; no other node takes them),
+and hands back an ``InstalledChart`` whose ``service_account_kubeconfig()`` authenticates as the chart's own
+ServiceAccount. Running ``stargraph operator`` locally with that kubeconfig runs it with exactly the permissions the
+chart grants:
 
     @pytest.fixture(scope="session")
     def chart_identity(control_plane):
@@ -186,10 +187,12 @@ def install_chart(
     namespace: str,
     values: Mapping[str, Any] | None = None,
     helm: Helm | None = None,
+    namespace_labels: Mapping[str, str] | None = None,
 ) -> InstalledChart:
     """`helm install` the chart as ``release`` into ``namespace`` (created, and deleted on uninstall, if missing).
 
-    Namespaces named in ``values["watch"]["namespaces"]`` must exist already, as they must for a user.
+    A namespace created here carries ``namespace_labels`` (e.g. the Pod Security level its Pods need). Namespaces
+    named in ``values["watch"]["namespaces"]`` must exist already, as they must for a user.
     """
     own_helm = helm is None
     helm = helm or Helm(cluster.kubeconfig)
@@ -197,12 +200,14 @@ def install_chart(
     try:
         with cluster.api_client() as api:
             try:
-                CoreV1Api(api).create_namespace(V1Namespace(metadata=V1ObjectMeta(name=namespace)))
+                metadata = V1ObjectMeta(name=namespace, labels=dict(namespace_labels or {}))
+                CoreV1Api(api).create_namespace(V1Namespace(metadata=metadata))
                 owns_namespace = True
             except ApiException as e:
                 if e.status != 409:
                     raise
-        # Never --wait: nothing runs Pods here, so the Deployment never becomes available.
+        # Never --wait: unless the values place them on the tainted kubelet test node, no node runs the Pods, and the
+        # Deployment never becomes available.
         values_file = helm.values_file(values or {})
         helm.run("install", release, str(CHART_DIR), "--namespace", namespace, "-f", str(values_file))
     except BaseException:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api
+from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api, V1Pod
 from kubernetes.client.exceptions import ApiException
 
 from tests.support.controlplane import (
@@ -283,8 +283,12 @@ class KubeletNode:
 
         poll_until(answers, timeout=20, interval=0.1, what="containerd")
 
+    @property
+    def _kubelet_dir(self) -> Path:
+        return self._dir / "kubelet"
+
     def _start_kubelet(self, init_pid: int, binary: Path) -> None:
-        root = self._dir / "kubelet"
+        root = self._kubelet_dir
         config = {
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
             "kind": "KubeletConfiguration",
@@ -335,6 +339,25 @@ class KubeletNode:
             self._ctr("images", "import", str(tarball))
         except subprocess.CalledProcessError as e:
             raise NodeError(f"ctr images import {tarball} failed: {e.stderr}") from e
+
+    def pod_volume(self, pod: V1Pod, *, plugin: str, name: str) -> Path:
+        """Where the kubelet mounted volume ``name`` of ``pod`` (``plugin``: ``kubernetes.io~projected``...), as seen
+        from this process: through the node's mount namespace, since secret and projected volumes are tmpfs mounts
+        made there."""
+        if self._init_pid is None:
+            raise NodeError(f"node {self.name} is not running")
+        mounted = self._kubelet_dir / "root" / "pods" / pod.metadata.uid / "volumes" / plugin / name
+        return Path(f"/proc/{self._init_pid}/root") / mounted.relative_to("/")
+
+    def container_log(self, pod: V1Pod, container: str, *, tail: int = 60) -> str:
+        """The last ``tail`` lines container ``container`` of ``pod`` wrote, as containerd keeps them (time, stream,
+        text), read from the kubelet's log directory: the apiserver cannot reach the kubelet for ``kubectl logs``."""
+        meta = pod.metadata
+        directory = self._kubelet_dir / "pod-logs" / f"{meta.namespace}_{meta.name}_{meta.uid}" / container
+        # One file per start of the container (0.log, 1.log...), in the order of the restarts.
+        logs = sorted(directory.glob("*.log"), key=lambda path: int(path.stem) if path.stem.isdigit() else -1)
+        lines = [line for log in logs for line in log.read_text(errors="replace").splitlines()]
+        return "\n".join(lines[-tail:])
 
     def stop(self) -> None:
         """Kill everything the node runs, remove its cgroups, files and Node object. Idempotent."""

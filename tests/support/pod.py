@@ -14,8 +14,8 @@ rendered it and does with each field what the kubelet does:
 - the ServiceAccount token volume: ``token``, ``ca.crt`` and ``namespace`` read-only at
   ``/var/run/secrets/kubernetes.io/serviceaccount`` (with ``automountServiceAccountToken``);
 - ``resources.limits`` as cgroup limits (requests only matter to a scheduler);
-- ``startupProbe``, then ``livenessProbe`` and ``readinessProbe`` (httpGet) polled at their periods for as long as
-  it runs, every answer recorded;
+- ``startupProbe``, then ``livenessProbe`` and ``readinessProbe`` (httpGet, on loopback: a ``host`` other than
+  127.0.0.1 is refused) polled at their periods for as long as it runs, every answer recorded;
 - ``terminationGracePeriodSeconds`` as the time ``podman stop`` gives SIGTERM before SIGKILL.
 
 Fields that only place a Pod on a node (affinity, tolerations, ...) mean nothing on one host and are skipped; any
@@ -66,6 +66,7 @@ _PLACEMENT = {
     "tolerations",
     "topologySpreadConstraints",
 }
+_LOOPBACK = "127.0.0.1"
 _PULL_POLICIES = {"Always": "always", "IfNotPresent": "missing", "Never": "never"}
 _QUANTITY = re.compile(r"^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 _FACTORS = {
@@ -117,15 +118,18 @@ class Probe:
         _only(spec, fields, kind)
         if spec.get("initialDelaySeconds"):
             raise UnsupportedSpec(f"{kind}.initialDelaySeconds not supported")
-        get = _only(spec["httpGet"], ("path", "port", "scheme"), f"{kind}.httpGet")
+        get = _only(spec["httpGet"], ("host", "path", "port", "scheme"), f"{kind}.httpGet")
         if get.get("scheme", "HTTP") != "HTTP":
             raise UnsupportedSpec(f"{kind}.httpGet.scheme {get['scheme']} not supported")
+        # Without a host the kubelet probes the Pod's IP; in the host's network that is this host, reached here on
+        # loopback. Any other host would be traffic off this machine.
+        if get.get("host", _LOOPBACK) != _LOOPBACK:
+            raise UnsupportedSpec(f"{kind}.httpGet.host {get['host']} not supported")
         port = get["port"]
         port = ports[port] if isinstance(port, str) else int(port)
-        # The kubelet probes the Pod's IP; in the host's network that is this host, reached on loopback.
         return cls(
             kind=kind,
-            url=f"http://127.0.0.1:{port}{get.get('path', '/')}",
+            url=f"http://{_LOOPBACK}:{port}{get.get('path', '/')}",
             period_seconds=float(spec.get("periodSeconds", 10)),
             timeout_seconds=float(spec.get("timeoutSeconds", 1)),
             failure_threshold=int(spec.get("failureThreshold", 3)),
@@ -262,7 +266,7 @@ class PodmanPod:
     @property
     def url(self) -> str:
         """Where the container's port named ``http`` answers."""
-        return f"http://127.0.0.1:{self.ports['http']}"
+        return f"http://{_LOOPBACK}:{self.ports['http']}"
 
     def volume_dir(self, name: str) -> Path:
         """The host directory behind emptyDir volume ``name``."""

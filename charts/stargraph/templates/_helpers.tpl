@@ -52,6 +52,22 @@ app.kubernetes.io/part-of: stargraph
 {{- end }}
 
 {{/*
+The httpGet of the operator's probes; call with (dict "root" . "path" "/healthz"). The kubelet probes the Pod's IP
+unless told otherwise, and a host-network Pod's IP is the node's address: its probes would then depend on the node
+answering itself on that address (a firewall, an address that changes). The kubelet shares the node's network and
+the operator listens on every address (--host=0.0.0.0), so a host-network Pod is probed on loopback: the same
+socket, without leaving the node. Pod Security puts probe hosts and host networking in the same "privileged" level.
+*/}}
+{{- define "stargraph.probeGet" -}}
+httpGet:
+  {{- if .root.Values.hostNetwork }}
+  host: 127.0.0.1
+  {{- end }}
+  path: {{ .path }}
+  port: http
+{{- end }}
+
+{{/*
 The namespaces the operator watches, as a JSON list; empty means the whole cluster. Both the RBAC templates and the
 operator's --watch-namespace flags are derived from this one list, so permissions and behaviour cannot drift apart.
 */}}
