@@ -228,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     nxt = commands.add_parser("next", help="show the next fire times of a cron schedule")
-    nxt.add_argument("schedule", help='e.g. "*/5 * * * *" or "@hourly" (as a CronJob takes it), or 6 fields with seconds first')
+    nxt.add_argument(
+        "schedule", help='e.g. "*/5 * * * *" or "@hourly" (as a CronJob takes it), or 6 fields with seconds first'
+    )
     nxt.add_argument("--time-zone", default="UTC")
     nxt.add_argument("-c", "--count", type=int, default=5)
     nxt.set_defaults(func=cmd_next)
