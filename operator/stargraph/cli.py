@@ -250,7 +250,7 @@ async def _convert_in_cluster(args: argparse.Namespace, sources: list[tuple[str,
     except ConfigError as exc:
         raise UsageError(f"--kubeconfig: {exc}") from exc
     dry_run = {"dryRun": "All"} if args.dry_run else {}
-    verb = "would " if args.dry_run else ""
+    verb = "would be " if args.dry_run else ""
     triggers = []
     async with KubeClient(credentials) as api:
         for where, source in sources:
@@ -281,21 +281,20 @@ async def _convert_in_cluster(args: argparse.Namespace, sources: list[tuple[str,
             namespace, name = trigger["metadata"].get("namespace") or "default", trigger["metadata"]["name"]
             trigger_path = path(group=GROUP, version=VERSION, plural="crontriggers", namespace=namespace, name=name)
             suspend_path = path(group="batch", version="v1", plural="cronjobs", namespace=namespace, name=name)
+            # The CronTrigger first, then the CronJob suspended: a fire due in between runs twice, none is lost.
             try:
                 await api.patch(
                     trigger_path,
                     {**trigger, "metadata": {**trigger["metadata"], "namespace": namespace}},
                     patch_type="apply",
-                    params={"fieldManager": _FIELD_MANAGER, "force": "true", **dry_run},
+                    params={"fieldManager": _FIELD_MANAGER, **dry_run},
                 )
                 print(f"crontrigger.stargraph.io/{name} {verb}applied in {namespace}", file=sys.stderr)
-                await api.patch(suspend_path, {"spec": {"suspend": True}}, params=dry_run)
-                print(f"cronjob.batch/{name} {verb}suspended in {namespace}", file=sys.stderr)
-            except NotFound:
-                print(
-                    f"stargraph: warning: {where}: cronjob {namespace}/{name} not found; nothing to suspend",
-                    file=sys.stderr,
-                )
+                try:
+                    await api.patch(suspend_path, {"spec": {"suspend": True}}, params=dry_run)
+                    print(f"cronjob.batch/{name} {verb}suspended in {namespace}", file=sys.stderr)
+                except NotFound:
+                    print(f"stargraph: warning: {where}: no cronjob {namespace}/{name} to suspend", file=sys.stderr)
             except KubeError as exc:
                 _fail(f"{where}: {exc}", status=1)
     print(yaml.safe_dump_all(triggers, sort_keys=False), end="")
