@@ -222,9 +222,7 @@ def test_a_restarted_operator_makes_no_second_job_and_catches_up_on_a_job_delete
 
     failed_run = eventually(caught_up, timeout=15, what="the Run whose Job went while no operator ran, Failed")
     assert failed_run["status"]["message"] == f"Job {gone} was deleted before it finished"
-    eventually(
-        lambda: len(list_runs(kube_api, namespace)) >= len(before) + 2 or None, timeout=15, what="more Runs"
-    )
+    eventually(lambda: len(list_runs(kube_api, namespace)) >= len(before) + 2 or None, timeout=15, what="more Runs")
 
     def one_job_per_run() -> dict[str, dict[str, Any]] | None:
         runs = {r["metadata"]["name"] for r in list_runs(kube_api, namespace)}

@@ -140,8 +140,10 @@ def test_an_undeclared_parameter_stalls_the_trigger_naming_the_field(
     template = {"params": {"env": "prod"}, "jobTemplate": job_template("$(params.region)")}
     create(kube_api, namespace, cron_trigger("typo", runTemplate=template))
     stalled = eventually(
-        lambda: condition(get(kube_api, namespace, "crontriggers", "typo"), "Stalled").get("status") == "True"
-        and get(kube_api, namespace, "crontriggers", "typo"),
+        lambda: (
+            condition(get(kube_api, namespace, "crontriggers", "typo"), "Stalled").get("status") == "True"
+            and get(kube_api, namespace, "crontriggers", "typo")
+        ),
         timeout=15,
         what="the trigger Stalled",
     )

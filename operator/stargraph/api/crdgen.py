@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, NoDefault
 from pydantic_core import PydanticUndefined, core_schema
 
+from stargraph.api.cron_syntax import EVERY_MESSAGE, MACROS, TZ_MESSAGE
 from stargraph.api.kube_openapi import JOB_TEMPLATE, load_schema
 from stargraph.api.v1alpha1 import (
     GROUP,
@@ -144,11 +145,18 @@ _KINDS: tuple[_Kind, ...] = (
             _AGE,
         ),
         rules={
+            # The shape only; the operator reads the expression itself (Stalled, InvalidSpec, naming the field).
             "spec.schedule": (
+                {"rule": "!self.contains('TZ')", "message": TZ_MESSAGE},
+                {"rule": "!self.startsWith('@every ')", "message": EVERY_MESSAGE},
                 {
-                    "rule": r"self.matches('^\\s*\\S+(\\s+\\S+){4,5}\\s*$')",
+                    "rule": f"!self.startsWith('@') || self in [{', '.join(repr(m) for m in MACROS)}]",
+                    "message": f"schedule macros are {', '.join(MACROS)}",
+                },
+                {
+                    "rule": r"self.startsWith('@') || self.matches('^\\s*\\S+(\\s+\\S+){4,5}\\s*$')",
                     "message": 'schedule must have 5 space-separated fields ("*/5 * * * *"), or 6 with seconds '
-                    'first ("*/10 * * * * *")',
+                    'first ("*/10 * * * * *"), or be a macro such as @hourly',
                 },
             ),
         },

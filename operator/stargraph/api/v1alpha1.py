@@ -124,7 +124,8 @@ class CronTriggerSpec(ApiModel):
     schedule: str = Field(
         min_length=1,
         max_length=256,
-        description='Cron expression: 5 fields ("*/5 * * * *"), or 6 with seconds first ("*/10 * * * * *").',
+        description='Cron expression, read as a Kubernetes CronJob reads it ("*/5 * * * *", "0 9 * * MON-FRI", '
+        '"@hourly"), or 6 fields with seconds first ("*/10 * * * * *"). The time zone goes in timeZone.',
     )
     time_zone: str = Field(default="UTC", max_length=64, description="IANA time zone the schedule is read in.")
     suspend: bool = Field(default=False, description="Stop firing; Runs that exist are kept.")

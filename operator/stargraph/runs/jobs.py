@@ -30,6 +30,7 @@ __all__ = [
     "InvalidJobTemplate",
     "build_job",
     "env_name",
+    "escape_references",
     "job_name",
     "reference_errors",
     "run_template_errors",
@@ -96,6 +97,21 @@ def reference_errors(template: Mapping[str, Any], *, params: Mapping[str, Any], 
         if other != param:
             errors.append(f"{where}: parameters {other!r} and {param!r} would both be {env_name(param)}")
     return errors
+
+
+def escape_references(template: Mapping[str, Any], *, where: str) -> tuple[dict[str, Any], list[str]]:
+    """A copy of `template` in which each reference stargraph would replace is escaped once more, so the Job gets
+    the text `template` has now; and the fields changed. For a jobTemplate written for a plain Job (a CronJob's):
+    `$(params.x)` becomes `$$(params.x)`, which a Run's Job gets as `$(params.x)`, and `$$(a.b)` becomes `$$$(a.b)`.
+    """
+    escaped: dict[str, Any] = json.loads(json.dumps(template))  # a deep copy the escaping may change
+    changed = []
+    for path, value, holder, key in _strings(escaped, where):
+        new = _REFERENCE.sub(lambda match: "$" + match.group(0), value)
+        if new != value:
+            holder[key] = new  # type: ignore[index]
+            changed.append(path)
+    return escaped, changed
 
 
 def run_template_errors(template: RunTemplate) -> str | None:

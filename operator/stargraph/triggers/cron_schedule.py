@@ -1,7 +1,8 @@
 """Cron expressions as pure functions: validation, the next fire, and every fire in a window.
 
-Expressions are cronsim's: five fields, or six with seconds first. They are read in an IANA time zone and every
-instant returned is UTC.
+Expressions are a CronJob's (`stargraph.api.cron_syntax`: macros, names, and the same meaning of every schedule
+a CronJob accepts), or six fields with seconds first, or cronsim's extensions (`L`, `W`, `#`). They are read in an
+IANA time zone and every instant returned is UTC.
 
 Daylight saving time follows Debian cron, which cronsim implements:
 - a wall-clock time skipped by a spring-forward transition fires once, at the first valid instant after the gap
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
+from stargraph.api.cron_syntax import CronSyntaxError, cronsim_expression
 from stargraph.errors import StargraphError
 
 __all__ = ["CatchUpPlan", "CronSchedule", "ScheduleError", "fire_times", "plan_catch_up"]
@@ -52,18 +54,23 @@ def _load_zone(name: str) -> ZoneInfo:
 @dataclass(frozen=True, slots=True)
 class CronSchedule:
     expression: str
+    """What cronsim evaluates: the schedule with CronJob's macros and rules rewritten (`cron_syntax`)."""
     zone: ZoneInfo
 
     @classmethod
     def parse(cls, expression: str, time_zone: str = "UTC") -> CronSchedule:
         zone = _load_zone(time_zone)
-        fields = expression.split()
+        try:
+            readable = cronsim_expression(expression)
+        except CronSyntaxError as exc:
+            raise ScheduleError("schedule", f"{expression!r}: {exc}") from exc
+        fields = readable.split()
         if len(fields) not in (5, 6):
             raise ScheduleError(
                 "schedule", f"{expression!r} has {len(fields)} fields; expected 5, or 6 with seconds first"
             )
         try:
-            CronSim(expression, datetime(2000, 1, 1, tzinfo=zone))
+            CronSim(readable, datetime(2000, 1, 1, tzinfo=zone))
         except CronSimError as exc:
             raise ScheduleError("schedule", f"{expression!r} is not a valid cron expression: {exc}") from exc
         return cls(expression=" ".join(fields), zone=zone)
