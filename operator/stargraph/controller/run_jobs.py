@@ -25,6 +25,7 @@ from stargraph.fires.keys import format_fire_time
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import Conflict, KubeError, is_unavailable
 from stargraph.k8s.events import ObjectRef
+from stargraph.k8s.informer import object_key
 from stargraph.k8s.paths import path
 from stargraph.runs import FINISHED_PHASES, RUN_API_VERSION
 from stargraph.runs.job_status import failed_status, run_status, status_conditions
@@ -43,11 +44,6 @@ _RETRY_SECONDS = 2.0
 
 def jobs_path(namespace: str | None, name: str | None = None) -> str:
     return path(group="batch", version="v1", plural="jobs", namespace=namespace, name=name)
-
-
-def _key(body: Mapping[str, Any]) -> Key:
-    metadata = body["metadata"]
-    return metadata.get("namespace", ""), metadata["name"]
 
 
 class RunJobs:
@@ -99,7 +95,7 @@ class RunJobs:
 
     def run_changed(self, change: str, body: dict[str, Any]) -> None:
         """Run informer callback."""
-        key = _key(body)
+        key = object_key(body)
         phase = (body.get("status") or {}).get("phase")
         spec = body.get("spec") or {}
         if change == "DELETED" or phase in FINISHED_PHASES or not spec.get("jobTemplate"):
@@ -232,7 +228,7 @@ class RunJobs:
         # What is written is what the Run shows from now on: a second event before the echo arrives sees it.
         run["status"] = {**current, **status}
         if status["phase"] in FINISHED_PHASES:
-            self._runs.pop(_key(run), None)
+            self._runs.pop(object_key(run), None)
         self._status.update(plural="runs", namespace=metadata["namespace"], name=metadata["name"], status=status)
 
     @staticmethod

@@ -18,14 +18,15 @@ import structlog
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, WatchExpired
 
-__all__ = ["Change", "Informer"]
+__all__ = ["Change", "Informer", "object_key"]
 
 log = structlog.get_logger("stargraph.k8s")
 
 Change = Literal["ADDED", "MODIFIED", "DELETED"]
 
 
-def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+def object_key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """(namespace, name) of an object; cluster-scoped objects have namespace \"\"."""
     metadata = obj["metadata"]
     return metadata.get("namespace", ""), metadata["name"]
 
@@ -72,7 +73,7 @@ class Informer:
         while True:
             page = await self._api.list(self._path, params=params, metadata_only=self._metadata_only)
             for item in page.get("items") or ():
-                key = _key(item)
+                key = object_key(item)
                 seen[key] = item["metadata"].get("uid", "")
                 self._on_change("MODIFIED" if key in self._known else "ADDED", item)
             continue_token = (page.get("metadata") or {}).get("continue")
@@ -94,7 +95,7 @@ class Informer:
                 version = event.object.get("metadata", {}).get("resourceVersion", version)
                 if event.type == "BOOKMARK":
                     continue
-                key = _key(event.object)
+                key = object_key(event.object)
                 if event.type == "DELETED":
                     self._known.pop(key, None)
                 else:
