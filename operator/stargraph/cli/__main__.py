@@ -1,0 +1,5 @@
+"""`python -m stargraph.cli`: the same as the `stargraph` command."""
+
+from stargraph.cli import main
+
+raise SystemExit(main())
