@@ -1,5 +1,5 @@
-"""A fixed pool of asyncio tasks draining one queue: the shape the scheduler, the status writer and the Event
-recorder share.
+"""A fixed pool of asyncio tasks draining one queue (the shape the scheduler, the status writer and the Event
+recorder share), and the idle flag of a stage that creates things.
 
 A bounded number of workers bounds the concurrent API calls each of them makes; the queue absorbs bursts. A
 handler that raises is logged and the worker goes on with the next item: one bad item must not silently shrink
@@ -14,11 +14,37 @@ from typing import Generic, TypeVar
 
 import structlog
 
-__all__ = ["WorkerPool"]
+__all__ = ["Idle", "WorkerPool"]
 
 log = structlog.get_logger("stargraph.workers")
 
 T = TypeVar("T")
+
+
+class Idle:
+    """Whether a stage has work in flight and, when it has none, since when (the event loop's clock)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self._event.set()
+        self._since = float("-inf")
+
+    def busy(self) -> None:
+        self._event.clear()
+
+    def done(self) -> None:
+        """Nothing is in flight any more."""
+        if not self._event.is_set():
+            self._since = asyncio.get_running_loop().time()
+            self._event.set()
+
+    @property
+    def since(self) -> float | None:
+        """When the stage last became idle; None while it is busy."""
+        return self._since if self._event.is_set() else None
+
+    async def wait(self) -> None:
+        await self._event.wait()
 
 
 class WorkerPool(Generic[T]):

@@ -25,6 +25,7 @@ import structlog
 from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.clock import SystemClock
 from stargraph.controller.authorizer import KubeAuthorizer
+from stargraph.controller.burst_gate import BurstGate, Stage
 from stargraph.controller.cron_controller import CronController
 from stargraph.controller.event_recorder import EventRecorder
 from stargraph.controller.kind_controller import KindController
@@ -114,13 +115,15 @@ class _Wiring:
         self.scheduler: Scheduler | None = None
         self.kinds: dict[str, TriggerKind] = dict(BUILT_IN_KINDS)
         """Kinds a manual run may name; the sink reads it, third-party kinds join it when their plugins load."""
+        self.gate = BurstGate(self._creating)
+
+    def _creating(self) -> list[Stage]:
+        return [stage for stage in (self.scheduler, self.jobs) if stage is not None]
 
     async def runs_created(self) -> None:
-        """Return once no Run and no Job of a Run is being created: status writes and Events wait for that, so the
-        apiserver's capacity goes to a burst of fires first."""
-        if self.scheduler is not None:
-            await self.scheduler.wait_idle()
-        await self.jobs.wait_idle()
+        """Return once Runs and their Jobs are not being made (within a bound): status writes, Events and history
+        pruning wait for that, so the apiserver's capacity goes to a burst of fires first."""
+        await self.gate.wait()
 
     def run_changed(self, change: str, body: dict[str, Any]) -> None:
         self.index.on_change(change, body)

@@ -30,7 +30,7 @@ from stargraph.k8s.paths import path
 from stargraph.runs import FINISHED_PHASES, RUN_API_VERSION
 from stargraph.runs.job_status import failed_status, run_status, status_conditions
 from stargraph.runs.jobs import InvalidJobTemplate, build_job, job_name
-from stargraph.workers import WorkerPool
+from stargraph.workers import Idle, WorkerPool
 
 __all__ = ["RunJobs", "jobs_path"]
 
@@ -68,9 +68,9 @@ class RunJobs:
         self._created: set[Key] = set()
         """Runs whose Job this process created or adopted: a Job the informer has not shown yet is not gone."""
         self._queued: set[Key] = set()
-        self._busy = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._making: set[Key] = set()
+        """Runs queued or being looked at that had no Job yet: while there are any, this stage is busy."""
+        self._idle = Idle()
         self._pool: WorkerPool[Key] = WorkerPool(self._sync, workers=workers, name="run-jobs")
         self.leading = leading
 
@@ -81,8 +81,13 @@ class RunJobs:
         await self._pool.stop(timeout=5.0)
 
     async def wait_idle(self) -> None:
-        """Return once no Run is waiting for its Job to be made or looked at."""
+        """Return once no Run is waiting for its Job to be made."""
         await self._idle.wait()
+
+    @property
+    def idle_since(self) -> float | None:
+        """When the last Job creation or look ended (the event loop's clock); None while one is under way."""
+        return self._idle.since
 
     async def lead(self) -> None:
         """Begin acting: every Run seen so far is looked at once."""
@@ -129,7 +134,11 @@ class RunJobs:
     def _enqueue(self, key: Key) -> None:
         if self.leading and key not in self._queued:
             self._queued.add(key)
-            self._idle.clear()
+            if key not in self._jobs:
+                # Only a Run still without its Job makes this stage busy: a Job's progress keeps arriving for as
+                # long as Jobs run, and reports must not wait for that.
+                self._making.add(key)
+                self._idle.busy()
             self._pool.put(key)
 
     def _retry_later(self, key: Key) -> None:
@@ -137,13 +146,12 @@ class RunJobs:
 
     async def _sync(self, key: Key) -> None:
         self._queued.discard(key)
-        self._busy += 1
         try:
             await self._act(key)
         finally:
-            self._busy -= 1
-            if not self._busy and not self._queued:
-                self._idle.set()
+            self._making.discard(key)
+            if not self._making:
+                self._idle.done()
 
     async def _act(self, key: Key) -> None:
         run = self._runs.get(key)

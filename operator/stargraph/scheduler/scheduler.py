@@ -26,7 +26,7 @@ from stargraph.runs.manifest import TriggerObject
 from stargraph.runs.refs import SubmitResult
 from stargraph.runs.sink import PermanentSinkError, RunRequest, RunSink
 from stargraph.runs.submit import SchedulerStopped
-from stargraph.workers import WorkerPool
+from stargraph.workers import Idle, WorkerPool
 
 __all__ = ["RetryPolicy", "Scheduler"]
 
@@ -82,8 +82,7 @@ class Scheduler:
         self._on_result = on_result
         self._pool: WorkerPool[_Job] = WorkerPool(self._handle, workers=workers, name="scheduler")
         self._inflight: dict[str, asyncio.Future[SubmitResult]] = {}
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._idle = Idle()
         self._accepting = False
         # Label lookups cost a lock and a dict probe each; the duplicate path is hot enough to keep them bound.
         self._fires = _Labelled(self.metrics.fires)
@@ -96,6 +95,11 @@ class Scheduler:
     async def wait_idle(self) -> None:
         """Return once no Run creation is in flight."""
         await self._idle.wait()
+
+    @property
+    def idle_since(self) -> float | None:
+        """When the last Run creation ended (the event loop's clock); None while one is in flight."""
+        return self._idle.since
 
     async def start(self) -> None:
         if self._pool.started:
@@ -139,7 +143,7 @@ class Scheduler:
             raise SchedulerStopped("scheduler is not accepting events")
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
-        self._idle.clear()
+        self._idle.busy()
         self._pool.put((RunRequest(event=event, trigger=trigger, body=body), future))
         # Shielded: a caller that goes away (client disconnect) must not cancel a creation others may be awaiting.
         return await asyncio.shield(future)
@@ -160,7 +164,7 @@ class Scheduler:
         finally:
             self._inflight.pop(event.idempotency_key, None)
             if not self._inflight:
-                self._idle.set()
+                self._idle.done()
         # Nobody may be awaiting (the caller went away); retrieve the exception so asyncio does not warn.
         if future.done() and not future.cancelled():
             future.exception()
