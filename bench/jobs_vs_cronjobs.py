@@ -186,48 +186,62 @@ def _report(side: Side, count: int) -> dict[str, float]:
     return {"share": share, "p99": p99}
 
 
-async def _run(cp: ControlPlane, *, count: int, minutes: int, scratch: Path) -> None:
-    kubeconfig = cp.kubeconfig
-    install_crds(kubeconfig)
-    async with KubeClient(load_credentials(kubeconfig=str(kubeconfig))) as api:
-        await ensure_namespace(api, "bench-stargraph")
-        await ensure_namespace(api, "bench-cronjob")
-        controller_manager = cp.pids["kube-controller-manager"]
-
-        watch_only = ["--watch-namespace", "bench-stargraph", "--log-level", "WARNING"]
-        with OperatorProcess(kubeconfig, scratch, name="jobs", extra_args=watch_only) as operator:
-            triggers = path(group=GROUP, version=VERSION, plural="crontriggers", namespace="bench-stargraph")
-            await _create_all(api, triggers, [_cron_trigger("bench-stargraph", f"t{i}") for i in range(count)])
-            warmup = _next_minute(datetime.now(UTC))
-            stargraph = await _measure(
-                api, name="stargraph (operator)", namespace="bench-stargraph", log=JobLog(_stargraph_fire),
-                minutes=minutes, pid=operator.pid, warmup=warmup,
-            )  # fmt: skip
-            for i in range(count):  # stop firing before the other side is measured
-                await api.patch(f"{triggers}/t{i}", {"spec": {"suspend": True}})
-        # The controller-manager works off this side's Jobs (Pods, completions, garbage) before the other begins.
-        await settle(controller_manager, timeout=600)
-        cronjobs = path(group="batch", version="v1", plural="cronjobs", namespace="bench-cronjob")
-        await _create_all(api, cronjobs, [_cron_job("bench-cronjob", f"c{i}") for i in range(count)])
+async def _stargraph_side(cp: ControlPlane, api: KubeClient, *, count: int, minutes: int, scratch: Path) -> Side:
+    await ensure_namespace(api, "bench-stargraph")
+    watch_only = ["--watch-namespace", "bench-stargraph", "--log-level", "WARNING"]
+    with OperatorProcess(cp.kubeconfig, scratch, name="jobs", extra_args=watch_only) as operator:
+        triggers = path(group=GROUP, version=VERSION, plural="crontriggers", namespace="bench-stargraph")
+        await _create_all(api, triggers, [_cron_trigger("bench-stargraph", f"t{i}") for i in range(count)])
         warmup = _next_minute(datetime.now(UTC))
-        cronjob = await _measure(
-            api, name="CronJob (controller-manager)", namespace="bench-cronjob", log=JobLog(_cronjob_fire),
-            minutes=minutes, pid=controller_manager, warmup=warmup,
+        side = await _measure(
+            api, name="stargraph (operator)", namespace="bench-stargraph", log=JobLog(_stargraph_fire),
+            minutes=minutes, pid=operator.pid, warmup=warmup,
         )  # fmt: skip
+        for i in range(count):  # stop firing before the other side is measured
+            await api.patch(f"{triggers}/t{i}", {"spec": {"suspend": True}})
+    # The controller-manager works off this side's Jobs (Pods, completions, garbage) before the other begins.
+    await settle(cp.pids["kube-controller-manager"], timeout=600)
+    return side
+
+
+async def _cronjob_side(cp: ControlPlane, api: KubeClient, *, count: int, minutes: int) -> Side:
+    await ensure_namespace(api, "bench-cronjob")
+    cronjobs = path(group="batch", version="v1", plural="cronjobs", namespace="bench-cronjob")
+    await _create_all(api, cronjobs, [_cron_job("bench-cronjob", f"c{i}") for i in range(count)])
+    warmup = _next_minute(datetime.now(UTC))
+    return await _measure(
+        api, name="CronJob (controller-manager)", namespace="bench-cronjob", log=JobLog(_cronjob_fire),
+        minutes=minutes, pid=cp.pids["kube-controller-manager"], warmup=warmup,
+    )  # fmt: skip
+
+
+async def _run(cp: ControlPlane, *, count: int, minutes: int, scratch: Path, sides: Sequence[str]) -> None:
+    install_crds(cp.kubeconfig)
+    async with KubeClient(load_credentials(kubeconfig=str(cp.kubeconfig))) as api:
+        ours = (
+            await _stargraph_side(cp, api, count=count, minutes=minutes, scratch=scratch)
+            if "stargraph" in sides
+            else None
+        )
+        theirs = await _cronjob_side(cp, api, count=count, minutes=minutes) if "cronjob" in sides else None
     print(f"== {count} schedules on '* * * * *', {minutes} measured minutes each")
-    ours = _report(stargraph, count)
-    theirs = _report(cronjob, count)
-    if ours["p99"] > 0:
-        print(f"ratio of p99 lag, CronJob / stargraph: {theirs['p99'] / ours['p99']:.1f}x (goal >= 20x)")
-    print(f"share of Jobs created: stargraph {ours['share']:.1f}%, CronJob {theirs['share']:.1f}%", flush=True)
+    figures = [_report(side, count) for side in (ours, theirs) if side is not None]
+    if len(figures) == 2 and figures[0]["p99"] > 0:
+        print(f"ratio of p99 lag, CronJob / stargraph: {figures[1]['p99'] / figures[0]['p99']:.1f}x (goal >= 20x)")
+        print(f"share of Jobs created: stargraph {figures[0]['share']:.1f}%, CronJob {figures[1]['share']:.1f}%")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench jobs_vs_cronjobs", description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000, help="schedules on each side")
     parser.add_argument("--minutes", type=int, default=3, help="measured minutes on each side")
+    parser.add_argument(
+        "--sides", default="stargraph,cronjob", help="which to measure, comma-separated (both: the comparison)"
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch, ControlPlane() as cp, KwokNode(cp):
-        asyncio.run(_run(cp, count=args.count, minutes=args.minutes, scratch=Path(scratch)))
+        asyncio.run(
+            _run(cp, count=args.count, minutes=args.minutes, scratch=Path(scratch), sides=args.sides.split(","))
+        )
     print(f"(bench took {time.monotonic() - started:.0f} s)")
