@@ -139,7 +139,7 @@ class CronSchedule:
         if not self.fixed_time:
             return []
         last = end.astimezone(self.zone).replace(tzinfo=None)
-        skipped = []
+        skipped: list[datetime] = []
         for wall in CronSim(self.expression, start.astimezone(self.zone).replace(tzinfo=None)):
             if wall > last:
                 break
