@@ -124,7 +124,8 @@ async def h() -> AsyncIterator[Harness]:
 
 
 def spec(**fields: object) -> CronSpec:
-    return CronSpec.model_validate({"name": "jittered", "schedule": "*/5 * * * *", **fields})
+    # Created at START, as the operator passes a trigger's creation: no fire before it (00:00 itself included).
+    return CronSpec.model_validate({"name": "jittered", "schedule": "*/5 * * * *", "resume_from": START, **fields})
 
 
 JITTERED = spec(jitter_seconds=120)
@@ -182,7 +183,7 @@ async def test_the_starting_deadline_counts_from_the_delayed_instant(h: Harness)
 async def test_a_restart_before_the_delayed_instant_does_not_create_the_run_early(h: Harness) -> None:
     # The last Run is the 00:00 fire's; back at 00:05 + offset/2, the 00:05 fire is not missed, just not due yet.
     h.clock.set(FIRE + OFFSET / 2)
-    await h.process(JITTERED.model_copy(update={"resume_from": START}), catch_up=True)
+    await h.process(JITTERED, catch_up=True)
     await h.clock.advance_to(FIRE + OFFSET / 2)
     assert h.recorder.fired_at == []
     await h.clock.advance_to(FIRE + OFFSET)
@@ -193,7 +194,7 @@ async def test_a_restart_before_the_delayed_instant_does_not_create_the_run_earl
 async def test_a_restart_after_the_delayed_instant_catches_the_fire_up(h: Harness) -> None:
     restart = FIRE + OFFSET + timedelta(seconds=1)
     h.clock.set(restart)
-    await h.process(JITTERED.model_copy(update={"resume_from": START}), catch_up=True)
+    await h.process(JITTERED, catch_up=True)
     await h.clock.advance_to(restart)
     assert h.recorder.fired_at == [(FIRE, restart)]
 
