@@ -10,8 +10,15 @@
    until every trigger reports Ready for its generation (a watch). Printed: both and the ratio (target <= 1.5).
 3. Footprint once settled: the operator's resident memory (target < 300 MB) and its CPU over an idle window
    (target < 2% of a core).
+4. With `--jitter S`: the fire burst of N CronTriggers with `jitterSeconds: 0` and with `jitterSeconds: S`, rounds
+   alternating under one operator process. Measured per Run: the lag from its intended instant (the shared fire
+   plus its trigger's offset, computed from the trigger's uid as the operator does) and from the nominal instant.
+   Printed: p50/p99 of both per round, and the median p50/p99 over the rounds as ratios to the jitter-0 rounds'
+   (the baseline). Jitter is for the cluster: it spreads the creates, so lag from the intended instant should fall
+   below the burst's while lag from the nominal instant grows by about the offset.
 
-    python -m bench operator_scale [--fire N] [--ready M] [--idle-seconds S] [--kubeconfig K]
+    python -m bench operator_scale [--fire N] [--rounds R] [--ready M] [--idle-seconds S] [--jitter S]
+                                   [--jitter-rounds R] [--kubeconfig K]
 
 Other benchmarks reuse ``install_crds``, ``ensure_namespace``, ``watch_until``, ``is_ready``, ``settle``,
 ``percentiles`` and ``CpuMeter``.
@@ -42,6 +49,7 @@ from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.k8s import ApiError, ApiUnavailable, Conflict, KubeClient, load_credentials, path
 from stargraph.runs import TriggerObject, build_run
 from stargraph.triggers.cron import cron_event
+from stargraph.triggers.jitter import jitter_offset
 from stargraph.triggers.specs import CronSpec
 
 __all__ = ["CpuMeter", "ensure_namespace", "install_crds", "is_ready", "main", "percentiles", "settle", "watch_until"]
@@ -122,12 +130,12 @@ async def settle(pid: int, *, timeout: float = 120.0) -> None:
     raise RuntimeError(f"process {pid} stayed busy for {timeout:.0f} s")
 
 
-def _cron_trigger(namespace: str, name: str, schedule: str) -> dict[str, Any]:
+def _cron_trigger(namespace: str, name: str, schedule: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "CronTrigger",
         "metadata": {"name": name, "namespace": namespace},
-        "spec": {"schedule": schedule, "runTemplate": {"graph": "bench", "params": {"size": "small"}}},
+        "spec": {"schedule": schedule, "runTemplate": {"graph": "bench", "params": {"size": "small"}}, **spec},
     }
 
 
@@ -232,13 +240,20 @@ def is_ready(obj: dict[str, Any]) -> bool:
 
 
 async def fire_burst(
-    api: KubeClient, kubeconfig: Path, namespace: str, count: int, *, cpu: CpuMeter | None = None
-) -> list[float]:
-    """Seconds from the shared fire instant until each Run was seen."""
+    api: KubeClient,
+    kubeconfig: Path,
+    namespace: str,
+    count: int,
+    *,
+    cpu: CpuMeter | None = None,
+    jitter_seconds: int = 0,
+) -> dict[str, float]:
+    """Seconds from the shared fire instant until each Run was seen, by Run name."""
     await ensure_namespace(api, namespace)
     fire = (datetime.now(UTC) + timedelta(seconds=45)).replace(microsecond=0)
     schedule = f"{fire.second} {fire.minute} {fire.hour} {fire.day} {fire.month} *"
-    triggers = [_cron_trigger(namespace, f"burst-{i}", schedule) for i in range(count)]
+    extra = {"jitterSeconds": jitter_seconds} if jitter_seconds else {}
+    triggers = [_cron_trigger(namespace, f"burst-{i}", schedule, **extra) for i in range(count)]
     collection = path(group=GROUP, version=VERSION, plural="crontriggers", namespace=namespace)
     sem = asyncio.Semaphore(32)
 
@@ -257,12 +272,21 @@ async def fire_burst(
     if cpu:
         asyncio.get_running_loop().call_later(seconds_to_fire, cpu.start)
     runs = path(group=GROUP, version=VERSION, plural="runs", namespace=namespace)
-    seen = await watch_until(api, runs, count=count, done=lambda _: True, timeout=seconds_to_fire + 60)
+    seen = await watch_until(api, runs, count=count, done=lambda _: True, timeout=seconds_to_fire + jitter_seconds + 60)
     if cpu:
         cpu.stop()
     if len(seen) < count:
         raise RuntimeError(f"only {len(seen)}/{count} Runs appeared")
-    return [at - fire_monotonic for at in seen.values()]
+    return {name: at - fire_monotonic for name, at in seen.items()}
+
+
+async def _offsets(api: KubeClient, namespace: str, jitter_seconds: int) -> dict[str, float]:
+    """Each trigger's jitter offset in seconds, by trigger name, from the uid the apiserver gave it."""
+    collection = path(group=GROUP, version=VERSION, plural="crontriggers", namespace=namespace)
+    return {
+        item["metadata"]["name"]: jitter_offset(item["metadata"]["uid"], jitter_seconds=jitter_seconds).total_seconds()
+        for item in (await api.list(collection))["items"]
+    }
 
 
 async def apply_to_ready(api: KubeClient, kubeconfig: Path, namespace: str, count: int) -> tuple[float, float]:
@@ -314,7 +338,8 @@ async def _fire_rounds(
             await settle(op.pid)  # the previous burst's status writes and Events are done
             raw_cpu, op_cpu = CpuMeter(pids), CpuMeter({**pids, "operator": op.pid})
             raw.append(percentiles(await raw_baseline(api, f"bench-raw-{i}", fire, fire=now, cpu=raw_cpu)))
-            burst.append(percentiles(await fire_burst(api, kubeconfig, namespace, fire, cpu=op_cpu)))
+            lags = await fire_burst(api, kubeconfig, namespace, fire, cpu=op_cpu)
+            burst.append(percentiles(list(lags.values())))
             cpu.append((raw_cpu, op_cpu))
     print(f"fire burst: {fire} CronTriggers due at one instant; seconds until the watch sees each Run")
     for i, ((first, p50, p99, most), (op_first, op50, op99, op_most)) in enumerate(zip(raw, burst, strict=True)):
@@ -331,11 +356,54 @@ async def _fire_rounds(
     print(f"  ratio of the median p99s {op_p99 / raw_p99:.2f}x (target <= 1.25x)", flush=True)
 
 
+async def _jitter_rounds(
+    api: KubeClient, kubeconfig: Path, *, fire: int, rounds: int, jitter: int, scratch: Path
+) -> None:
+    # Rounds alternate, no jitter then jitter, under one operator process watching only their namespaces.
+    namespaces = [(f"bench-jitter-{i}-{seconds}", seconds) for i in range(rounds) for seconds in (0, jitter)]
+    for namespace, _ in namespaces:
+        await ensure_namespace(api, namespace)
+    watching = [arg for namespace, _ in namespaces for arg in ("--watch-namespace", namespace)]
+    measured: dict[int, list[tuple[tuple[float, float], tuple[float, float]]]] = {0: [], jitter: []}
+    print(f"fire burst with jitter: {fire} CronTriggers due at one instant, jitterSeconds 0 and {jitter}")
+    print("  seconds until the watch sees each Run, from its intended instant (fire + offset) | from the fire")
+    with OperatorProcess(kubeconfig, scratch, name="jitter", extra_args=["--log-level", "WARNING", *watching]) as op:
+        for i, (namespace, seconds) in enumerate(namespaces):
+            await settle(op.pid)
+            lags = await fire_burst(api, kubeconfig, namespace, fire, jitter_seconds=seconds)
+            offsets = await _offsets(api, namespace, seconds)
+            nominal = list(lags.values())
+            intended = [lag - offsets[run.rsplit("-", 1)[0]] for run, lag in lags.items()]
+            _, i50, i99, _ = percentiles(intended)
+            _, n50, n99, _ = percentiles(nominal)
+            measured[seconds].append(((i50, i99), (n50, n99)))
+            print(
+                f"  round {i // 2} jitterSeconds {seconds:>4}: intended p50 {i50:6.2f} p99 {i99:6.2f} | "
+                f"nominal p50 {n50:6.2f} p99 {n99:6.2f}",
+                flush=True,
+            )
+
+    def median(seconds: int, which: int, quantile: int) -> float:
+        return statistics.median(round_[which][quantile] for round_ in measured[seconds])
+
+    base50, base99 = median(0, 0, 0), median(0, 0, 1)
+    print(f"  baseline (jitterSeconds 0, median of {rounds} rounds): p50 {base50:.2f} s, p99 {base99:.2f} s")
+    for label, which in (("from the intended instant", 0), ("from the nominal instant", 1)):
+        p50, p99 = median(jitter, which, 0), median(jitter, which, 1)
+        print(
+            f"  jitterSeconds {jitter}, {label}: p50 {p50:.2f} s ({p50 / base50:.2f}x), "
+            f"p99 {p99:.2f} s ({p99 / base99:.2f}x)",
+            flush=True,
+        )
+
+
 async def _run(
     kubeconfig: Path,
     *,
     fire: int,
     rounds: int,
+    jitter: int,
+    jitter_rounds: int,
     ready: int,
     idle_seconds: float,
     scratch: Path,
@@ -347,11 +415,15 @@ async def _run(
         await raw_baseline(api, "bench-warmup", 200, fire=datetime(2000, 1, 1, tzinfo=UTC))
         if rounds:
             await _fire_rounds(api, kubeconfig, fire=fire, rounds=rounds, scratch=scratch, pids=pids)
+        if jitter:
+            await _jitter_rounds(api, kubeconfig, fire=fire, rounds=jitter_rounds, jitter=jitter, scratch=scratch)
         if not ready:
             return
         # The footprint is measured for exactly the applied triggers: earlier rounds' objects go, and a new
         # operator process starts.
         earlier = ["bench-warmup", *(f"bench-{kind}-{i}" for kind in ("raw", "fire") for i in range(rounds))]
+        if jitter:
+            earlier += [f"bench-jitter-{i}-{seconds}" for i in range(jitter_rounds) for seconds in (0, jitter)]
         _kubectl(kubeconfig, "delete", "namespace", *earlier, "--wait=true", "--timeout=300s")
         with OperatorProcess(kubeconfig, scratch, name="apply", extra_args=["--log-level", "WARNING"]) as operator:
             applied, all_ready = await apply_to_ready(api, kubeconfig, "bench-ready", ready)
@@ -375,6 +447,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="fire bursts (and raw rounds) measured (0: skip)")
     parser.add_argument("--ready", type=int, default=10000, help="CronTriggers applied in one file (0: skip)")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--jitter",
+        type=int,
+        default=0,
+        metavar="S",
+        help="also burst with jitterSeconds S against jitterSeconds 0 (0: skip)",
+    )
+    parser.add_argument("--jitter-rounds", type=int, default=3, help="rounds of each, with --jitter")
     parser.add_argument("--kubeconfig", type=Path, help="use this cluster instead of starting a control plane")
     args = parser.parse_args(argv)
 
@@ -386,6 +466,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 kubeconfig,
                 fire=args.fire,
                 rounds=args.rounds,
+                jitter=args.jitter,
+                jitter_rounds=args.jitter_rounds,
                 ready=args.ready,
                 idle_seconds=args.idle_seconds,
                 scratch=Path(scratch),

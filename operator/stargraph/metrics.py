@@ -60,7 +60,8 @@ class Metrics:
         )
         self.scheduler_lag = Histogram(
             "stargraph_scheduler_lag_seconds",
-            "Delay from an event's scheduled fire to its Run existing.",
+            "Delay from when an event was due (its scheduled fire, later by a cron trigger's jitter) to its Run "
+            "existing.",
             ["source"],
             buckets=_LAG_BUCKETS,
             registry=self.registry,

@@ -99,7 +99,7 @@ def runs_besides(api: ApiClient, namespace: str, trigger: str, known: set[str]) 
 # -- samples -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sample", ["crontrigger.yaml", "webhooktrigger.yaml"])
+@pytest.mark.parametrize("sample", ["crontrigger.yaml", "crontrigger-nightly.yaml", "webhooktrigger.yaml"])
 def test_sample_applied_with_kubectl_reconciles_to_ready(
     sample: str, operator: OperatorProcess, kubectl: Kubectl, kube_api: ApiClient, namespace: str
 ) -> None:

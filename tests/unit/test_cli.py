@@ -56,8 +56,12 @@ def test_refused_request_exits_1_with_the_reason(server, capsys) -> None:  # typ
         (["run", "nightly"], "TRIGGER"),
         (["run", "crontrigger/nightly", "--param", "novalue"], "--param"),
         (["run", "crontrigger/nightly", "--idempotency-key", "not-a-uuid"], "--idempotency-key"),
-        (["next", "61 * * * *"], "schedule"),
-        (["next", "* * * * *", "--time-zone", "Nowhere/Land"], "timeZone"),
+        (["next", "61 * * * *"], "SCHEDULE: "),
+        (["next", "* * * * *", "--time-zone", "Nowhere/Land"], "--time-zone: "),
+        (["next", "* * * * *", "--from", "yesterday"], "--from: "),
+        (["next", "* * * * *", "--from", "2026-10-25T02:30:00"], "--from: "),  # no offset: which 02:30?
+        (["next", "* * * * *", "--repeated-time", "Twice"], "--repeated-time"),
+        (["next", "* * * * *", "--skipped-time", "RunLater"], "--skipped-time"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(argv: list[str], named: str, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -72,6 +76,57 @@ def test_next_prints_explanation_and_fires(capsys) -> None:  # type: ignore[no-u
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "At 09:00 on Monday through Friday"
     assert len(lines) == 4 and all("T09:00:00+0" in line for line in lines[1:])
+
+
+NEXT_BERLIN = ["next", "30 2 * * *", "--time-zone", "Europe/Berlin", "-c", "3"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        pytest.param(
+            ["--from", "2026-10-24T12:00:00Z"],
+            [
+                "2026-10-25T02:30:00+02:00  (2026-10-25T00:30:00Z)  [repeated time: first occurrence; "
+                "not again at 2026-10-25T02:30:00+01:00 (--repeated-time Once)]",
+                "2026-10-26T02:30:00+01:00  (2026-10-26T01:30:00Z)",
+                "2026-10-27T02:30:00+01:00  (2026-10-27T01:30:00Z)",
+            ],
+            id="fall-back-once",
+        ),
+        pytest.param(
+            ["--from", "2026-10-24T14:00:00+02:00", "--repeated-time", "Both"],
+            [
+                "2026-10-25T02:30:00+02:00  (2026-10-25T00:30:00Z)  [repeated time: first occurrence]",
+                "2026-10-25T02:30:00+01:00  (2026-10-25T01:30:00Z)  [repeated time: second occurrence]",
+                "2026-10-26T02:30:00+01:00  (2026-10-26T01:30:00Z)",
+            ],
+            id="fall-back-both",
+        ),
+        pytest.param(
+            ["--from", "2026-03-28T12:00:00Z"],
+            [
+                "2026-03-29T03:00:00+02:00  (2026-03-29T01:00:00Z)  [02:30 skipped; ran at 03:00]",
+                "2026-03-30T02:30:00+02:00  (2026-03-30T00:30:00Z)",
+                "2026-03-31T02:30:00+02:00  (2026-03-31T00:30:00Z)",
+            ],
+            id="spring-forward-run-at-next-valid-time",
+        ),
+        pytest.param(
+            ["--from", "2026-03-28T12:00:00Z", "--skipped-time", "Skip"],
+            [
+                "2026-03-29T02:30:00 does not exist in Europe/Berlin: no fire (--skipped-time Skip)",
+                "2026-03-30T02:30:00+02:00  (2026-03-30T00:30:00Z)",
+                "2026-03-31T02:30:00+02:00  (2026-03-31T00:30:00Z)",
+                "2026-04-01T02:30:00+02:00  (2026-04-01T00:30:00Z)",
+            ],
+            id="spring-forward-skip",
+        ),
+    ],
+)
+def test_next_from_an_instant_marks_what_daylight_saving_did(flags: list[str], expected: list[str], capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main([*NEXT_BERLIN, *flags]) == 0
+    assert capsys.readouterr().out.splitlines() == ["At 02:30 every day", *expected]
 
 
 def test_version_is_the_installed_distributions(capsys) -> None:  # type: ignore[no-untyped-def]

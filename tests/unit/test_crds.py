@@ -240,9 +240,14 @@ def sample_documents() -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_samples_exist() -> None:
-    assert [p.name for p in SAMPLES] == ["crontrigger.yaml", "run.yaml", "webhooktrigger.yaml"]
+    assert [p.name for p in SAMPLES] == [
+        "crontrigger-nightly.yaml",
+        "crontrigger.yaml",
+        "run.yaml",
+        "webhooktrigger.yaml",
+    ]
     kinds = sorted(doc["kind"] for _, doc in sample_documents())
-    assert kinds == ["CronTrigger", "Run", "Secret", "WebhookTrigger"]
+    assert kinds == ["CronTrigger", "CronTrigger", "Run", "Secret", "WebhookTrigger"]
 
 
 @pytest.mark.parametrize(("where", "doc"), sample_documents(), ids=[w for w, _ in sample_documents()])
@@ -264,6 +269,14 @@ def test_sample_crontrigger_fires_every_ten_seconds() -> None:
     assert spec.schedule == "*/10 * * * * *"
     assert spec.run_template.graph and spec.run_template.params
     assert _schedule_regex().search(spec.schedule)
+
+
+def test_sample_nightly_crontrigger_sets_the_daylight_saving_policy_and_jitter() -> None:
+    doc = yaml.safe_load((CRDS / "samples" / "crontrigger-nightly.yaml").read_text())
+    spec = v1alpha1.CronTriggerSpec.model_validate(doc["spec"])
+    assert (spec.schedule, spec.time_zone) == ("30 2 * * *", "Europe/Berlin")
+    assert spec.daylight_saving.repeated_time == "Both" and spec.daylight_saving.skipped_time == "Skip"
+    assert spec.jitter_seconds == 300
 
 
 def test_sample_webhooktrigger_uses_the_sample_secret() -> None:

@@ -515,3 +515,297 @@ async def test_restart_after_a_backward_clock_step_resumes_after_the_newest_run(
         ]
     )
     assert world.recorder.missed_fires == []
+
+
+# -- spec.daylightSaving -------------------------------------------------------------------------------------------
+#
+# 2026 and 2027, in UTC. Europe/Berlin skips 02:00-03:00 at 01:00 on 2026-03-29 and 2027-03-28, and repeats it from
+# 00:00 to 02:00 on 2026-10-25 and 2027-10-31. America/New_York skips 02:00-03:00 at 07:00 on 2026-03-08 and
+# 2027-03-14, and repeats 01:00-02:00 from 05:00 to 07:00 on 2026-11-01 and 2027-11-07.
+
+POLICIES = [
+    pytest.param(repeated, skipped, id=f"{repeated}-{skipped}")
+    for repeated in ("Once", "Both")
+    for skipped in ("RunAtNextValidTime", "Skip")
+]
+
+
+def policy_spec(schedule: str, zone: str, repeated: str, skipped: str, **fields: object) -> CronSpec:
+    return spec(schedule, zone, repeated_time=repeated, skipped_time=skipped, **fields)
+
+
+# (schedule, zone, start, end, fires by the policy value that matters there; the other policy changes nothing)
+SPRING_FORWARD = {
+    "berlin-2026": (
+        "30 2 * * *",
+        BERLIN,
+        utc(2026, 3, 28),
+        utc(2026, 3, 30, 6),
+        {
+            "RunAtNextValidTime": [utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1, 0), utc(2026, 3, 30, 0, 30)],
+            "Skip": [utc(2026, 3, 28, 1, 30), utc(2026, 3, 30, 0, 30)],  # 02:30 CET, -, 02:30 CEST
+        },
+    ),
+    "berlin-2027": (
+        "30 2 * * *",
+        BERLIN,
+        utc(2027, 3, 27),
+        utc(2027, 3, 29, 6),
+        {
+            "RunAtNextValidTime": [utc(2027, 3, 27, 1, 30), utc(2027, 3, 28, 1, 0), utc(2027, 3, 29, 0, 30)],
+            "Skip": [utc(2027, 3, 27, 1, 30), utc(2027, 3, 29, 0, 30)],
+        },
+    ),
+    "new-york-2026": (
+        "30 2 * * *",
+        NEW_YORK,
+        utc(2026, 3, 7),
+        utc(2026, 3, 9, 12),
+        {
+            "RunAtNextValidTime": [utc(2026, 3, 7, 7, 30), utc(2026, 3, 8, 7, 0), utc(2026, 3, 9, 6, 30)],
+            "Skip": [utc(2026, 3, 7, 7, 30), utc(2026, 3, 9, 6, 30)],  # 02:30 EST, -, 02:30 EDT
+        },
+    ),
+    "new-york-2027": (
+        "30 2 * * *",
+        NEW_YORK,
+        utc(2027, 3, 13),
+        utc(2027, 3, 15, 12),
+        {
+            "RunAtNextValidTime": [utc(2027, 3, 13, 7, 30), utc(2027, 3, 14, 7, 0), utc(2027, 3, 15, 6, 30)],
+            "Skip": [utc(2027, 3, 13, 7, 30), utc(2027, 3, 15, 6, 30)],
+        },
+    ),
+}
+FALL_BACK = {
+    "berlin-2026": (
+        "30 2 * * *",
+        BERLIN,
+        utc(2026, 10, 24),
+        utc(2026, 10, 26, 6),
+        {
+            "Once": [utc(2026, 10, 24, 0, 30), utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30)],
+            # 02:30 CEST, 02:30 CEST, 02:30 CET (the repeat), 02:30 CET
+            "Both": [
+                utc(2026, 10, 24, 0, 30),
+                utc(2026, 10, 25, 0, 30),
+                utc(2026, 10, 25, 1, 30),
+                utc(2026, 10, 26, 1, 30),
+            ],
+        },
+    ),
+    "berlin-2027": (
+        "30 2 * * *",
+        BERLIN,
+        utc(2027, 10, 30),
+        utc(2027, 11, 1, 6),
+        {
+            "Once": [utc(2027, 10, 30, 0, 30), utc(2027, 10, 31, 0, 30), utc(2027, 11, 1, 1, 30)],
+            "Both": [
+                utc(2027, 10, 30, 0, 30),
+                utc(2027, 10, 31, 0, 30),
+                utc(2027, 10, 31, 1, 30),
+                utc(2027, 11, 1, 1, 30),
+            ],
+        },
+    ),
+    "new-york-2026": (
+        "30 1 * * *",
+        NEW_YORK,
+        utc(2026, 10, 31),
+        utc(2026, 11, 2, 12),
+        {
+            "Once": [utc(2026, 10, 31, 5, 30), utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)],
+            # 01:30 EDT, 01:30 EDT, 01:30 EST (the repeat), 01:30 EST
+            "Both": [
+                utc(2026, 10, 31, 5, 30),
+                utc(2026, 11, 1, 5, 30),
+                utc(2026, 11, 1, 6, 30),
+                utc(2026, 11, 2, 6, 30),
+            ],
+        },
+    ),
+    "new-york-2027": (
+        "30 1 * * *",
+        NEW_YORK,
+        utc(2027, 11, 6),
+        utc(2027, 11, 8, 12),
+        {
+            "Once": [utc(2027, 11, 6, 5, 30), utc(2027, 11, 7, 5, 30), utc(2027, 11, 8, 6, 30)],
+            "Both": [
+                utc(2027, 11, 6, 5, 30),
+                utc(2027, 11, 7, 5, 30),
+                utc(2027, 11, 7, 6, 30),
+                utc(2027, 11, 8, 6, 30),
+            ],
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize(("repeated", "skipped"), POLICIES)
+@pytest.mark.parametrize("transition", sorted(SPRING_FORWARD))
+async def test_skipped_time_policy_at_a_spring_forward(
+    world: World, transition: str, repeated: str, skipped: str
+) -> None:
+    schedule, zone, start, end, fires = SPRING_FORWARD[transition]
+    world.clock.set(start)
+    process = world.process()
+    await process.start(policy_spec(schedule, zone, repeated, skipped))
+    await process.run(end, step=DAILY_STEP)
+    world.assert_fired_exactly(fires[skipped])
+
+
+@pytest.mark.parametrize(("repeated", "skipped"), POLICIES)
+@pytest.mark.parametrize("transition", sorted(FALL_BACK))
+async def test_repeated_time_policy_at_a_fall_back(world: World, transition: str, repeated: str, skipped: str) -> None:
+    schedule, zone, start, end, fires = FALL_BACK[transition]
+    world.clock.set(start)
+    process = world.process()
+    await process.start(policy_spec(schedule, zone, repeated, skipped))
+    await process.run(end, step=DAILY_STEP)
+    world.assert_fired_exactly(fires[repeated])
+
+
+@pytest.mark.parametrize(("repeated", "skipped"), POLICIES)
+@pytest.mark.parametrize(
+    ("schedule", "zone", "start", "end", "expected"),
+    [
+        pytest.param(
+            "*/20 1 * * *",
+            NEW_YORK,
+            utc(2027, 11, 7, 4),
+            utc(2027, 11, 8, 5),
+            # 01:00, 01:20, 01:40 EDT, then the same in EST: each instant whose wall-clock time matches
+            [utc(2027, 11, 7, 5, m) for m in (0, 20, 40)] + [utc(2027, 11, 7, 6, m) for m in (0, 20, 40)],
+            id="new-york-2027-fall-back",
+        ),
+        pytest.param(
+            "*/20 2 * * *",
+            NEW_YORK,
+            utc(2027, 3, 13, 6),
+            utc(2027, 3, 15, 6, 50),
+            # 02:00-02:40 EST on 03-13, nothing on 03-14 (02:00-03:00 does not exist), 02:00-02:40 EDT on 03-15
+            [utc(2027, 3, 13, 7, m) for m in (0, 20, 40)] + [utc(2027, 3, 15, 6, m) for m in (0, 20, 40)],
+            id="new-york-2027-spring-forward",
+        ),
+        pytest.param(
+            "*/30 * * * *",
+            BERLIN,
+            utc(2027, 10, 30, 23, 50),
+            utc(2027, 10, 31, 2),
+            [utc(2027, 10, 31, 0, 0) + timedelta(minutes=30 * i) for i in range(5)],  # 02:00, 02:30 CEST, CET, 03:00
+            id="berlin-2027-fall-back",
+        ),
+    ],
+)
+async def test_a_star_in_minute_or_hour_keeps_real_time_under_every_policy(
+    world: World,
+    schedule: str,
+    zone: str,
+    start: datetime,
+    end: datetime,
+    expected: list[datetime],
+    repeated: str,
+    skipped: str,
+) -> None:
+    world.clock.set(start)
+    process = world.process()
+    await process.start(policy_spec(schedule, zone, repeated, skipped))
+    await process.run(end, step=HALF_HOUR_STEP)
+    world.assert_fired_exactly(expected)
+
+
+@pytest.mark.parametrize(("repeated", "skipped"), POLICIES)
+@pytest.mark.parametrize("transition", sorted(FALL_BACK))
+async def test_catch_up_across_a_fall_back_creates_what_the_policy_fires(
+    world: World, transition: str, repeated: str, skipped: str
+) -> None:
+    # Down from the first day's fire until an hour after the repeated hour: catch-up All creates the missed fires.
+    schedule, zone, start, end, fires = FALL_BACK[transition]
+    daily = policy_spec(schedule, zone, repeated, skipped, catch_up="All")
+    world.clock.set(start)
+    first = world.process()
+    await first.start(daily)
+    await first.run(fires["Once"][0] + timedelta(minutes=10), step=DAILY_STEP)
+    await first.stop()
+    restart = fires["Both"][2] + timedelta(hours=1)
+    world.clock.set(restart)
+    second = world.process()
+    await second.start(daily.model_copy(update={"resume_from": world.resume_from()}), catch_up=True)
+    await second.run(end, step=DAILY_STEP)
+    world.assert_fired_exactly(fires[repeated])
+    caught_up = [fire for fire, at, _ in world.recorder.emitted if at == restart]
+    assert caught_up == fires[repeated][1:-1]  # the transition day's fires: one with Once, both with Both
+    assert world.recorder.missed_fires == []
+
+
+@pytest.mark.parametrize(
+    ("catch_up", "created", "missed"),
+    [
+        pytest.param("All", [utc(2026, 11, 1, 6, 30)], [], id="all"),
+        pytest.param("Latest", [utc(2026, 11, 1, 6, 30)], [], id="latest"),
+        pytest.param("None", [], [(1, utc(2026, 11, 1, 6, 30))], id="none"),
+    ],
+)
+async def test_restart_between_the_two_occurrences_with_both(
+    world: World, catch_up: str, created: list[datetime], missed: list[tuple[int, datetime]]
+) -> None:
+    # New York, 2026-11-01, Both: 01:30 EDT fired, the process went down at 01:40 EDT and came back at 01:40 EST,
+    # after the second 01:30. That one is a missed fire of its own (a distinct instant), handled by catch-up.
+    daily = policy_spec("30 1 * * *", NEW_YORK, "Both", "RunAtNextValidTime", catch_up=catch_up)
+    world.clock.set(utc(2026, 10, 31, 12))
+    first = world.process()
+    await first.start(daily)
+    await first.run(utc(2026, 11, 1, 5, 40), step=DAILY_STEP)
+    await first.stop()
+    world.clock.set(utc(2026, 11, 1, 6, 40))
+    second = world.process()
+    await second.start(daily.model_copy(update={"resume_from": world.resume_from()}), catch_up=True)
+    await second.run(utc(2026, 11, 2, 12), step=DAILY_STEP)
+    world.assert_fired_exactly([utc(2026, 11, 1, 5, 30), *created, utc(2026, 11, 2, 6, 30)])
+    assert world.recorder.missed_fires == missed
+
+
+@pytest.mark.parametrize("repeated", ["Once", "Both"])
+async def test_restart_inside_the_repeated_hour_fires_the_second_occurrence_only_with_both(
+    world: World, repeated: str
+) -> None:
+    # Berlin, 2027-10-31: 02:30 CEST fired; restarted at 02:10 CET, 20 minutes before 02:30 comes round again.
+    daily = policy_spec("30 2 * * *", BERLIN, repeated, "RunAtNextValidTime", starting_deadline_seconds=600)
+    world.clock.set(utc(2027, 10, 30, 12))
+    first = world.process()
+    await first.start(daily)
+    await first.run(utc(2027, 10, 31, 1, 10), step=DAILY_STEP)
+    await first.stop()
+    second = world.process()
+    await second.start(daily.model_copy(update={"resume_from": world.resume_from()}), catch_up=True)
+    await second.run(utc(2027, 11, 1, 12), step=DAILY_STEP)
+    repeat = [utc(2027, 10, 31, 1, 30)] if repeated == "Both" else []
+    world.assert_fired_exactly([utc(2027, 10, 31, 0, 30), *repeat, utc(2027, 11, 1, 1, 30)])
+    assert world.recorder.missed_fires == []
+
+
+@pytest.mark.parametrize("skipped", ["RunAtNextValidTime", "Skip"])
+@pytest.mark.parametrize("transition", sorted(SPRING_FORWARD))
+async def test_catch_up_across_a_spring_forward_creates_what_the_policy_fires(
+    world: World, transition: str, skipped: str
+) -> None:
+    # Down from the first day's fire until the next morning: Latest creates the skipped time's fire at the gap's
+    # end, or nothing with Skip; either way nothing is missed.
+    schedule, zone, start, end, fires = SPRING_FORWARD[transition]
+    daily = policy_spec(schedule, zone, "Once", skipped, catch_up="Latest")
+    world.clock.set(start)
+    first = world.process()
+    await first.start(daily)
+    await first.run(fires["Skip"][0] + timedelta(minutes=10), step=DAILY_STEP)
+    await first.stop()
+    restart = fires["RunAtNextValidTime"][1] + timedelta(hours=2)
+    world.clock.set(restart)
+    second = world.process()
+    await second.start(daily.model_copy(update={"resume_from": world.resume_from()}), catch_up=True)
+    await second.run(end, step=DAILY_STEP)
+    world.assert_fired_exactly(fires[skipped])
+    caught_up = [fire for fire, at, _ in world.recorder.emitted if at == restart]
+    assert caught_up == ([fires["RunAtNextValidTime"][1]] if skipped == "RunAtNextValidTime" else [])
+    assert world.recorder.missed_fires == []

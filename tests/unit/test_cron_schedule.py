@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError, fire_times, plan_catch_up
+from stargraph.triggers.cron_schedule import CronSchedule, DaylightSaving, ScheduleError, fire_times, plan_catch_up
 
 
 def utc(*args: int) -> datetime:
@@ -149,3 +149,126 @@ class TestCatchUpPlan:
         assert latest(policy="None") == utc(2026, 1, 1, 1, 0)
         assert latest(policy="All", deadline_seconds=1000) == utc(2026, 1, 1, 0, 40)  # past the deadline
         assert latest(policy="All") is None  # nothing missed
+
+
+def policy_fires(
+    expression: str, zone: str, start: datetime, count: int, *, repeated: str = "Once", skipped: str = "Skip"
+) -> list[datetime]:
+    policy = DaylightSaving(repeated_time=repeated, skipped_time=skipped)  # type: ignore[arg-type]
+    iterator = CronSchedule.parse(expression, zone, daylight_saving=policy).fires_after(start)
+    return [next(iterator) for _ in range(count)]
+
+
+class TestDaylightSavingPolicy:
+    """Europe/Berlin 2026: 02:00-03:00 skipped on 03-29 (01:00 UTC), repeated on 10-25 (00:00-02:00 UTC)."""
+
+    def test_both_fires_a_repeated_time_at_each_occurrence(self) -> None:
+        assert policy_fires("30 2 * * *", "Europe/Berlin", utc(2026, 10, 24, 12), 3, repeated="Both") == [
+            utc(2026, 10, 25, 0, 30),  # 02:30 CEST
+            utc(2026, 10, 25, 1, 30),  # 02:30 CET
+            utc(2026, 10, 26, 1, 30),
+        ]
+
+    def test_both_orders_the_occurrences_of_several_repeated_times_by_instant(self) -> None:
+        # Wall-clock order is 02:00 (twice), 02:30 (twice); the instants interleave the two passes.
+        assert policy_fires("0,30 2,3 * * *", "Europe/Berlin", utc(2026, 10, 24, 12), 6, repeated="Both") == [
+            utc(2026, 10, 25, 0, 0),  # 02:00 CEST
+            utc(2026, 10, 25, 0, 30),  # 02:30 CEST
+            utc(2026, 10, 25, 1, 0),  # 02:00 CET
+            utc(2026, 10, 25, 1, 30),  # 02:30 CET
+            utc(2026, 10, 25, 2, 0),  # 03:00 CET
+            utc(2026, 10, 25, 2, 30),  # 03:30 CET
+        ]
+
+    @pytest.mark.parametrize(
+        ("start", "expected"),
+        [
+            # In the first pass, after 02:30 CEST: the second 02:30 is still ahead.
+            pytest.param(utc(2026, 10, 25, 0, 40), [utc(2026, 10, 25, 1, 30), utc(2026, 10, 26, 1, 30)], id="first"),
+            # In the second pass, before 02:30 CET.
+            pytest.param(utc(2026, 10, 25, 1, 10), [utc(2026, 10, 25, 1, 30), utc(2026, 10, 26, 1, 30)], id="second"),
+            # Right at the second occurrence: strictly after it comes the next day.
+            pytest.param(utc(2026, 10, 25, 1, 30), [utc(2026, 10, 26, 1, 30), utc(2026, 10, 27, 1, 30)], id="at"),
+        ],
+    )
+    def test_both_from_inside_the_repeated_hour(self, start: datetime, expected: list[datetime]) -> None:
+        assert policy_fires("30 2 * * *", "Europe/Berlin", start, 2, repeated="Both") == expected
+
+    def test_skip_leaves_out_a_skipped_time(self) -> None:
+        assert policy_fires("30 2 * * *", "Europe/Berlin", utc(2026, 3, 28), 3) == [
+            utc(2026, 3, 28, 1, 30),
+            utc(2026, 3, 30, 0, 30),  # nothing on 03-29
+            utc(2026, 3, 31, 0, 30),
+        ]
+
+    def test_run_at_next_valid_time_makes_several_skipped_times_one_fire(self) -> None:
+        got = policy_fires("0,30 2 * * *", "Europe/Berlin", utc(2026, 3, 28, 12), 2, skipped="RunAtNextValidTime")
+        assert got == [utc(2026, 3, 29, 1, 0), utc(2026, 3, 30, 0, 0)]  # 02:00 and 02:30 both at 03:00 CEST
+
+    @pytest.mark.parametrize("skipped", ["RunAtNextValidTime", "Skip"])
+    def test_a_time_of_its_own_at_the_end_of_the_gap_fires_once_either_way(self, skipped: str) -> None:
+        # 03:00 CEST is a time of the schedule, so it fires; with RunAtNextValidTime the skipped 02:00 and 02:30
+        # fire there too, as the same one fire.
+        assert policy_fires("0 3 * * *", "Europe/Berlin", utc(2026, 3, 28, 12), 1, skipped=skipped) == [
+            utc(2026, 3, 29, 1, 0)
+        ]
+        assert policy_fires("0,30 2,3 * * *", "Europe/Berlin", utc(2026, 3, 28, 12), 2, skipped=skipped) == [
+            utc(2026, 3, 29, 1, 0),  # 03:00 CEST, once
+            utc(2026, 3, 29, 1, 30),  # 03:30 CEST
+        ]
+
+    def test_six_field_schedules_follow_the_policy_too(self) -> None:
+        assert policy_fires(
+            "15 30 2 * * *", "Europe/Berlin", utc(2026, 3, 28, 12), 1, skipped="RunAtNextValidTime"
+        ) == [
+            utc(2026, 3, 29, 1, 0)  # 03:00:00 CEST, the first instant after the gap, not 03:00:15
+        ]
+        assert policy_fires("15 30 2 * * *", "Europe/Berlin", utc(2026, 10, 24, 12), 2) == [
+            utc(2026, 10, 25, 0, 30, 15),
+            utc(2026, 10, 26, 1, 30, 15),
+        ]
+
+    @pytest.mark.parametrize("repeated", ["Once", "Both"])
+    @pytest.mark.parametrize("skipped", ["RunAtNextValidTime", "Skip"])
+    def test_a_star_in_minute_or_hour_keeps_real_time_whatever_the_policy(self, repeated: str, skipped: str) -> None:
+        assert policy_fires(
+            "*/30 2 * * *", "Europe/Berlin", utc(2026, 10, 24, 12), 5, repeated=repeated, skipped=skipped
+        ) == [
+            utc(2026, 10, 25, 0, 0),
+            utc(2026, 10, 25, 0, 30),
+            utc(2026, 10, 25, 1, 0),
+            utc(2026, 10, 25, 1, 30),
+            utc(2026, 10, 26, 1, 0),
+        ]
+        assert policy_fires(
+            "*/30 2 * * *", "Europe/Berlin", utc(2026, 3, 28, 12), 2, repeated=repeated, skipped=skipped
+        ) == [
+            utc(2026, 3, 30, 0, 0),  # no 02:xx exists on 03-29, and nothing moves to 03:00
+            utc(2026, 3, 30, 0, 30),
+        ]
+
+    def test_catch_up_and_fire_times_honour_the_policy(self) -> None:
+        both = CronSchedule.parse("30 2 * * *", "Europe/Berlin", daylight_saving=DaylightSaving(repeated_time="Both"))
+        window = fire_times(both, start=utc(2026, 10, 24, 12), end=utc(2026, 10, 25, 2))
+        assert window == [utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 30)]
+        plan = plan_catch_up(
+            both, since=utc(2026, 10, 24, 12), now=utc(2026, 10, 25, 2), deadline_seconds=None, policy="All", limit=10
+        )
+        assert plan.create == window and plan.missed == 0
+        skip = CronSchedule.parse("30 2 * * *", "Europe/Berlin", daylight_saving=DaylightSaving(skipped_time="Skip"))
+        plan = plan_catch_up(
+            skip, since=utc(2026, 3, 28, 12), now=utc(2026, 3, 29, 12), deadline_seconds=None, policy="All", limit=10
+        )
+        assert plan.create == [] and plan.missed == 0
+
+    def test_skipped_between_names_the_wall_clock_times_a_gap_took(self) -> None:
+        schedule = CronSchedule.parse("0,30 2 * * *", "Europe/Berlin")
+        assert schedule.skipped_between(utc(2026, 3, 28, 12), utc(2026, 3, 29, 1)) == [
+            datetime(2026, 3, 29, 2, 0),
+            datetime(2026, 3, 29, 2, 30),
+        ]
+        assert schedule.skipped_between(utc(2026, 3, 29, 1), utc(2026, 3, 31)) == []
+        assert (
+            CronSchedule.parse("*/30 * * * *", "Europe/Berlin").skipped_between(utc(2026, 3, 29), utc(2026, 3, 30))
+            == []
+        )

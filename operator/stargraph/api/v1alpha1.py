@@ -25,9 +25,11 @@ __all__ = [
     "Condition",
     "CronTriggerSpec",
     "CronTriggerStatus",
+    "DaylightSavingPolicy",
     "DeduplicationKey",
     "EventFilter",
     "ObjectReference",
+    "RepeatedTimePolicy",
     "RunPhase",
     "RunSpec",
     "RunStatus",
@@ -35,6 +37,7 @@ __all__ = [
     "SecretRef",
     "SignatureScheme",
     "SignatureSpec",
+    "SkippedTimePolicy",
     "TriggerReference",
     "WebhookTriggerSpec",
     "WebhookTriggerStatus",
@@ -63,6 +66,16 @@ class ConcurrencyPolicy(StrEnum):
     ALLOW = "Allow"
     FORBID = "Forbid"
     REPLACE = "Replace"
+
+
+class RepeatedTimePolicy(StrEnum):
+    ONCE = "Once"
+    BOTH = "Both"
+
+
+class SkippedTimePolicy(StrEnum):
+    RUN_AT_NEXT_VALID_TIME = "RunAtNextValidTime"
+    SKIP = "Skip"
 
 
 class DeduplicationKey(StrEnum):
@@ -118,6 +131,23 @@ class ObjectReference(ApiModel):
     name: str = Field(description="The object's name.")
 
 
+class DaylightSavingPolicy(ApiModel):
+    """What a fixed-time schedule does at a wall-clock time a daylight-saving transition repeats or skips."""
+
+    repeated_time: RepeatedTimePolicy = Field(
+        default=RepeatedTimePolicy.ONCE,
+        description="A wall-clock time that occurs twice when clocks go back: Once fires at its first occurrence "
+        "only; Both fires at each occurrence: two fires with distinct instants (an hour apart in most zones), "
+        "so two Runs.",
+    )
+    skipped_time: SkippedTimePolicy = Field(
+        default=SkippedTimePolicy.RUN_AT_NEXT_VALID_TIME,
+        description="A wall-clock time that does not occur when clocks go forward: RunAtNextValidTime fires at the "
+        "first instant after the gap (02:30 fires at 03:00; several skipped times make one fire); Skip does not "
+        "fire it that day.",
+    )
+
+
 class CronTriggerSpec(ApiModel):
     """A schedule that creates exactly one Run per fire."""
 
@@ -145,6 +175,24 @@ class CronTriggerSpec(ApiModel):
         default=ConcurrencyPolicy.ALLOW,
         description="With an active (not finished) Run of this trigger: Allow creates another, Forbid skips the "
         "fire, Replace deletes the active Runs and creates the new one.",
+    )
+    daylight_saving: DaylightSavingPolicy = Field(
+        default_factory=DaylightSavingPolicy,
+        description="What a schedule at a fixed wall-clock time (minute and hour fields not starting with *, as in "
+        '"30 2 * * *" or "@daily") does when a daylight-saving transition in timeZone repeats or skips that time. '
+        'A schedule with * at the start of its minute or hour field ("*/15 * * * *", "*/10 2 * * *") keeps its '
+        "rhythm in real time instead: it fires in both passes of a repeated hour and in no skipped one, whatever "
+        "this says.",
+    )
+    jitter_seconds: int = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        description="Create each Run up to this many seconds after its fire, so that triggers sharing a schedule do "
+        "not all hit the cluster at once. Each trigger's delay is fixed, derived from its uid (the same on every "
+        "replica and after restarts), and the delays of many triggers spread evenly over [0, jitterSeconds). The "
+        "Run keeps the nominal fire (its name, spec.scheduledFire, status.lastScheduleTime and "
+        "status.nextScheduleTime); startingDeadlineSeconds counts from the delayed instant. 0: no delay.",
     )
     run_template: RunTemplate = Field(default_factory=RunTemplate)
     successful_runs_history_limit: int = Field(default=3, ge=0, description="Succeeded Runs kept; older are deleted.")

@@ -141,6 +141,9 @@ class CronController:
             catch_up=spec.catch_up.value,
             catch_up_limit=spec.catch_up_limit,
             concurrency_policy=spec.concurrency_policy.value,
+            repeated_time=spec.daylight_saving.repeated_time.value,
+            skipped_time=spec.daylight_saving.skipped_time.value,
+            jitter_seconds=spec.jitter_seconds,
             resume_from=self._resume_from(key, last, last_missed, parse_time(metadata.get("creationTimestamp"))),
             trigger=trigger,
         )
@@ -164,7 +167,7 @@ class CronController:
         wanted = {
             "observedGeneration": generation,
             "conditions": conditions.conditions_for(
-                conditions.ready(generation, message="suspended" if spec.suspend else ""),
+                conditions.ready(generation, message=_ready_message(cron_spec)),
                 status.get("conditions"),
                 self._clock.now(),
             ),
@@ -213,6 +216,15 @@ class CronController:
         self._plugin.remove(trigger_id("cron", *key))
         self._triggers.pop(key, None)
         self._status.forget(plural=PLURAL, namespace=key[0], name=key[1])
+
+
+def _ready_message(spec: CronSpec) -> str:
+    """Ready's message: whether the trigger is suspended, else how long after each fire its Run is created."""
+    if spec.suspend:
+        return "suspended"
+    if spec.jitter_seconds:
+        return f"jitterSeconds: each Run is created {spec.jitter.total_seconds():g}s after its fire"
+    return ""
 
 
 def _essentials(body: Mapping[str, Any]) -> dict[str, Any]:

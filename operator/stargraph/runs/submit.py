@@ -6,6 +6,7 @@ scheduler implements it, and a test can hand a plugin anything else that does.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from stargraph.clock import Clock
@@ -33,10 +34,16 @@ class RunSubmitter(Protocol):
         ...
 
     async def submit(
-        self, event: TriggerEvent, *, trigger: TriggerObject | None = None, body: str | None = None
+        self,
+        event: TriggerEvent,
+        *,
+        trigger: TriggerObject | None = None,
+        body: str | None = None,
+        due: datetime | None = None,
     ) -> SubmitResult:
         """The Run for `event` (created, or the one that exists), owned by `trigger` when one is given, carrying
-        `body` for its executor.
+        `body` for its executor. `due` is when the Run was meant to be created, if not at the event's scheduled fire
+        (a cron trigger's jitter delays it); the scheduler's lag counts from it.
 
         Raises `SchedulerStopped` when shutting down, `PermanentSinkError` when no retry can help, and whatever the
         sink raised once its retries ran out.

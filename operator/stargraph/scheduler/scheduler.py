@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 from prometheus_client import Counter
@@ -47,7 +48,8 @@ def _source(event: TriggerEvent) -> str:
     return split_trigger_id(event.trigger_id)[0] or "unknown"
 
 
-_Job = tuple[RunRequest, "asyncio.Future[SubmitResult]"]
+_Job = tuple[RunRequest, datetime, "asyncio.Future[SubmitResult]"]
+"""A creation to make, when it was due (the lag counts from then), and where its result goes."""
 
 
 class _Labelled(dict[str, Counter]):
@@ -126,7 +128,12 @@ class Scheduler:
         return SubmitResult(run=run, created=False)
 
     async def submit(
-        self, event: TriggerEvent, *, trigger: TriggerObject | None = None, body: str | None = None
+        self,
+        event: TriggerEvent,
+        *,
+        trigger: TriggerObject | None = None,
+        body: str | None = None,
+        due: datetime | None = None,
     ) -> SubmitResult:
         """Turn `event` into its Run (owned by `trigger`) and return it; submissions of one key share one Run."""
         key = event.idempotency_key
@@ -144,15 +151,15 @@ class Scheduler:
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         self._idle.busy()
-        self._pool.put((RunRequest(event=event, trigger=trigger, body=body), future))
+        self._pool.put((RunRequest(event=event, trigger=trigger, body=body), due or event.scheduled_fire, future))
         # Shielded: a caller that goes away (client disconnect) must not cancel a creation others may be awaiting.
         return await asyncio.shield(future)
 
     async def _handle(self, job: _Job) -> None:
-        request, future = job
+        request, due, future = job
         event = request.event
         try:
-            result = await self._create(request)
+            result = await self._create(request, due=due)
         except Exception as exc:
             if not future.done():
                 future.set_exception(exc)
@@ -169,13 +176,13 @@ class Scheduler:
         if future.done() and not future.cancelled():
             future.exception()
 
-    async def _create(self, request: RunRequest) -> SubmitResult:
+    async def _create(self, request: RunRequest, *, due: datetime) -> SubmitResult:
         event = request.event
         source = _source(event)
         result = await self._create_with_retries(request, source)
         if result.created:
             self.metrics.runs_created.labels(source).inc()
-            lag = (self.clock.now() - event.scheduled_fire).total_seconds()
+            lag = (self.clock.now() - due).total_seconds()
             self.metrics.scheduler_lag.labels(source).observe(max(lag, 0.0))
         else:
             self.metrics.dedupes.labels("sink").inc()

@@ -8,6 +8,12 @@ Applying a spec with `catch_up=True` (the first time a process sees a trigger, e
 change) first creates the fires missed since `resume_from`, as `plan_catch_up` decides. A fire found later than
 `starting_deadline_seconds` is skipped and reported as missed.
 
+Jitter (`spec.jitter`, a fixed offset per trigger) moves the moment each fire's Run is created, never the fire: its
+event, idempotency key and Run keep the nominal instant. The plugin runs such a trigger on a clock `jitter` behind
+the real one: a fire is due at nominal + jitter, its lateness (the starting deadline) counts from then, catch-up
+after a restart looks at the fires due by now, and a new task counts from now - jitter, so a fire whose nominal
+instant has passed but whose Run is not due yet is neither lost nor created early. `next_fire` is nominal.
+
 No fire is dropped silently. A fire whose Run cannot be created (the apiserver is down, slow or refusing) stays
 pending in its task and is retried with backoff, in order, until it is created, passes its deadline (then it is
 reported missed) or is crowded out: while fires are pending, a fire that comes due joins them and the queue is
@@ -154,7 +160,7 @@ class CronTriggerPlugin:
 
         With `catch_up`, fires missed since `spec.resume_from` are created first, per the spec's policy.
         """
-        schedule = CronSchedule.parse(spec.schedule, spec.time_zone)
+        schedule = CronSchedule.parse(spec.schedule, spec.time_zone, daylight_saving=spec.daylight_saving)
         trigger_id = spec.trigger_id
         self._specs[trigger_id] = (spec, schedule)
         self._cancel(trigger_id)
@@ -163,7 +169,7 @@ class CronTriggerPlugin:
             plan = plan_catch_up(
                 schedule,
                 since=spec.resume_from,
-                now=self._clock.now(),
+                now=self._clock.now() - spec.jitter,
                 deadline_seconds=spec.starting_deadline_seconds,
                 policy=spec.catch_up,
                 limit=spec.catch_up_limit,
@@ -209,13 +215,13 @@ class CronTriggerPlugin:
         )
 
     def _start(self, spec: CronSpec) -> datetime:
-        """Where a new task counts from: now, or the newest fire already taken or accounted if that is later.
+        """Where a new task counts from: now (less the jitter), or the newest fire already taken or accounted if later.
 
         It is later only after the wall clock stepped back (an NTP correction); counting from now would then
         emit again fires that were emitted already, or that have their Runs (`resume_from`, after a restart).
         """
         floors = (self._taken.get(spec.trigger_id), spec.resume_from)
-        return max((self._clock.now(), *(floor for floor in floors if floor is not None)))
+        return max((self._clock.now() - spec.jitter, *(floor for floor in floors if floor is not None)))
 
     def _report_missed(self, spec: CronSpec, *, count: int, latest: datetime) -> None:
         self._metrics.missed.inc(count)
@@ -225,26 +231,28 @@ class CronTriggerPlugin:
         self._observer.missed(spec, count=count, latest=latest)
 
     async def _run(self, spec: CronSpec, schedule: CronSchedule, start: datetime, backlog: list[datetime]) -> None:
-        pending, backoff = deque(backlog), Backoff()
+        pending, backoff, jitter = deque(backlog), Backoff(), spec.jitter
         # The next fire is computed afresh each time rather than kept in a live cronsim iterator: a sleeping task
         # then holds a few hundred bytes instead of kilobytes, which matters at tens of thousands of triggers.
         fire = self._next[spec.trigger_id] = schedule.next_after(start)
         while True:
-            await self._drain(spec, pending, backoff=backoff, until=fire)
+            await self._drain(spec, pending, backoff=backoff, jitter=jitter, until=fire + jitter)
             # With fires still pending the scheduler is not idle: there is nothing to wait for before reading ahead.
-            following = schedule.next_after(fire) if pending else await self._following(schedule, fire)
-            await self._clock.sleep_until(fire)
+            following = schedule.next_after(fire) if pending else await self._following(schedule, fire, jitter)
+            await self._clock.sleep_until(fire + jitter)
             pending.append(fire)
             self._taken[spec.trigger_id] = fire
             self._trim(spec, pending)
             self._next[spec.trigger_id] = following  # before the fire is reported: the report says what comes next
             fire = following
 
-    async def _drain(self, spec: CronSpec, pending: deque[datetime], *, backoff: Backoff, until: datetime) -> None:
+    async def _drain(
+        self, spec: CronSpec, pending: deque[datetime], *, backoff: Backoff, jitter: timedelta, until: datetime
+    ) -> None:
         """Create the pending fires' Runs, oldest first; return when none is left, or when `until` comes first."""
         while pending:
             fire = pending[0]
-            late = (self._clock.now() - fire).total_seconds()
+            late = (self._clock.now() - (fire + jitter)).total_seconds()
             if spec.starting_deadline_seconds is not None and late > spec.starting_deadline_seconds:
                 pending.popleft()
                 # Another process may have created it meanwhile (a replica that took over while this one was
@@ -257,7 +265,7 @@ class CronTriggerPlugin:
                     self._report_missed(spec, count=1, latest=fire)
                 continue
             try:
-                result = await self._fire(spec, fire)
+                result = await self._fire(spec, fire, due=fire + jitter)
             except Exception as exc:
                 if not backoff.retrying:
                     log.warning(
@@ -281,15 +289,15 @@ class CronTriggerPlugin:
             dropped = [pending.popleft() for _ in range(len(pending) - keep)]
             self._report_missed(spec, count=len(dropped), latest=dropped[-1])
 
-    async def _following(self, schedule: CronSchedule, fire: datetime) -> datetime:
+    async def _following(self, schedule: CronSchedule, fire: datetime, jitter: timedelta) -> datetime:
         """The fire after `fire`, worked out ahead while no Run is being created.
 
-        Knowing it before `fire` comes means a burst of simultaneous fires does nothing but create Runs; working it
-        out waits (at the latest until `fire`) for the scheduler to be idle, because cronsim needs up to ~0.1 ms for
-        a sparse schedule, and a thousand of those would compete with the burst of Runs for the CPU.
+        Knowing it before `fire` is due means a burst of simultaneous fires does nothing but create Runs; working it
+        out waits (at the latest until `fire` is due) for the scheduler to be idle, because cronsim needs up to
+        ~0.1 ms for a sparse schedule, and a thousand of those would compete with the burst of Runs for the CPU.
         """
         assert self._scheduler is not None
-        patience = (fire - self._clock.now()).total_seconds()
+        patience = (fire + jitter - self._clock.now()).total_seconds()
         if patience > 0:
             # A timeout scope rather than wait_for: no extra task per fire, and no suspension when already idle.
             with contextlib.suppress(TimeoutError):
@@ -297,7 +305,7 @@ class CronTriggerPlugin:
                     await self._scheduler.wait_idle()
         return schedule.next_after(fire)
 
-    async def _fire(self, spec: CronSpec, fire: datetime) -> SubmitResult | None:
+    async def _fire(self, spec: CronSpec, fire: datetime, *, due: datetime) -> SubmitResult | None:
         """The fire's Run, or None when it was skipped (concurrency policy) or refused for good (both reported).
 
         Any other error propagates: the fire stays pending and is retried.
@@ -307,7 +315,7 @@ class CronTriggerPlugin:
             if spec.concurrency_policy != "Allow" and not await self._gate.admit(spec, fire):
                 self._observer.skipped(spec, fire)
                 return None
-            return await self._scheduler.submit(cron_event(spec, fire), trigger=spec.trigger)
+            return await self._scheduler.submit(cron_event(spec, fire), trigger=spec.trigger, due=due)
         except PermanentSinkError as exc:
             log.error(
                 "cron fire refused; it will not get a Run",

@@ -4,20 +4,30 @@ Expressions are a CronJob's (`stargraph.api.cron_syntax`: macros, names, and the
 a CronJob accepts), or six fields with seconds first, or cronsim's extensions (`L`, `W`, `#`). They are read in an
 IANA time zone and every instant returned is UTC.
 
-Daylight saving time follows Debian cron, which cronsim implements:
-- a wall-clock time skipped by a spring-forward transition fires once, at the first valid instant after the gap
-  (`30 2 * * *` in Europe/Berlin on 2026-03-29 fires at 03:00 CEST);
-- a fixed wall-clock time repeated by a fall-back transition fires once, at its first occurrence
-  (`30 2 * * *` on 2026-10-25 fires at 02:30 CEST, not again at 02:30 CET);
-- schedules with a wildcard or step in the hour or minute field fire in both occurrences of the repeated hour
-  (`*/30 * * * *` fires at 02:00 and 02:30 CEST, then 02:00 and 02:30 CET), since each is a distinct instant.
+Daylight saving time. A schedule whose minute and hour fields both start with something other than `*` fires at a
+fixed wall-clock time (`30 2 * * *`, `0 9,17 * * MON-FRI`, `@daily`); the `DaylightSaving` policy decides what
+such a schedule does when a transition skips or repeats that time (Debian cron draws the same line):
+- a wall-clock time repeated by a fall-back transition fires at its first occurrence only (`repeated_time="Once"`,
+  the default: `30 2 * * *` in Europe/Berlin on 2026-10-25 fires at 02:30 CEST, not again at 02:30 CET), or at
+  both occurrences (`"Both"`: 02:30 CEST and 02:30 CET, an hour apart, two fires with distinct instants);
+- a wall-clock time skipped by a spring-forward transition fires at the first valid instant after the gap
+  (`skipped_time="RunAtNextValidTime"`, the default: `30 2 * * *` on 2026-03-29 fires at 03:00 CEST; several
+  skipped times of one night make one fire there, shared with a fire the schedule has at that instant anyway), or
+  not at all that day (`"Skip"`).
+Any other schedule (a `*` at the start of the minute or hour field: `*/30 * * * *`, `*/10 2 * * *`, `@hourly`)
+keeps its rhythm in real time and the policy does not apply: it fires at every instant whose wall-clock time
+matches, so in both passes of a repeated hour (`*/30 * * * *` at 02:00 and 02:30 CEST, then 02:00 and 02:30 CET)
+and not at all in a skipped one (`*/10 2 * * *` has no fire on the night 02:00-03:00 is skipped).
+The rules hold for five- and six-field expressions alike.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -25,7 +35,19 @@ from cronsim import CronSim, CronSimError
 from stargraph.api.cron_syntax import CronSyntaxError, cronsim_expression
 from stargraph.errors import StargraphError
 
-__all__ = ["CatchUpPlan", "CronSchedule", "ScheduleError", "fire_times", "plan_catch_up"]
+__all__ = [
+    "CatchUpPlan",
+    "CronSchedule",
+    "DaylightSaving",
+    "RepeatedTime",
+    "ScheduleError",
+    "SkippedTime",
+    "fire_times",
+    "plan_catch_up",
+]
+
+RepeatedTime = Literal["Once", "Both"]
+SkippedTime = Literal["RunAtNextValidTime", "Skip"]
 
 
 class ScheduleError(StargraphError, ValueError):
@@ -52,13 +74,24 @@ def _load_zone(name: str) -> ZoneInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class DaylightSaving:
+    """What a fixed-time schedule does at a wall-clock time a transition repeats or skips (module docstring)."""
+
+    repeated_time: RepeatedTime = "Once"
+    skipped_time: SkippedTime = "RunAtNextValidTime"
+
+
+@dataclass(frozen=True, slots=True)
 class CronSchedule:
     expression: str
     """What cronsim evaluates: the schedule with CronJob's macros and rules rewritten (`cron_syntax`)."""
     zone: ZoneInfo
+    daylight_saving: DaylightSaving = DaylightSaving()
 
     @classmethod
-    def parse(cls, expression: str, time_zone: str = "UTC") -> CronSchedule:
+    def parse(
+        cls, expression: str, time_zone: str = "UTC", *, daylight_saving: DaylightSaving = DaylightSaving()
+    ) -> CronSchedule:
         zone = _load_zone(time_zone)
         try:
             readable = cronsim_expression(expression)
@@ -73,7 +106,14 @@ class CronSchedule:
             CronSim(readable, datetime(2000, 1, 1, tzinfo=zone))
         except CronSimError as exc:
             raise ScheduleError("schedule", f"{expression!r} is not a valid cron expression: {exc}") from exc
-        return cls(expression=" ".join(fields), zone=zone)
+        return cls(expression=" ".join(fields), zone=zone, daylight_saving=daylight_saving)
+
+    @property
+    def fixed_time(self) -> bool:
+        """Whether the minute and hour fields both start with something other than `*` (the DST policy applies)."""
+        fields = self.expression.split()
+        minute, hour = fields[-5:-3]
+        return not minute.startswith("*") and not hour.startswith("*")
 
     def next_after(self, after: datetime) -> datetime:
         """The first fire strictly after `after`, in UTC."""
@@ -88,11 +128,88 @@ class CronSchedule:
         if after.tzinfo is None:
             raise ValueError("after must be timezone-aware")
         start = after.astimezone(UTC)
-        fires = (fire.astimezone(UTC) for fire in CronSim(self.expression, start.astimezone(self.zone)))
-        # cronsim walks a fixed-time schedule in wall-clock time and returns the first occurrence of a repeated
-        # time: started inside the second pass of a repeated hour it yields first-pass instants, which are before
-        # `after` (`30 2` from 02:10 CET gives 02:30 CEST, 40 minutes earlier). They had their turn; skip them.
+        fires = self._wall_clock_fires(start) if self.fixed_time else self._real_time_fires(start)
         return (fire for fire in fires if fire > start)
+
+    def skipped_between(self, start: datetime, end: datetime) -> list[datetime]:
+        """The wall-clock times (naive, in the zone) of this schedule in (`start`, `end`] that a transition skipped.
+
+        Only a fixed-time schedule has them; its policy fired them at the gap's end or not at all.
+        """
+        if not self.fixed_time:
+            return []
+        last = end.astimezone(self.zone).replace(tzinfo=None)
+        skipped: list[datetime] = []
+        for wall in CronSim(self.expression, start.astimezone(self.zone).replace(tzinfo=None)):
+            if wall > last:
+                break
+            if _skipped(self.zone, wall):
+                skipped.append(wall)
+        return skipped
+
+    def _real_time_fires(self, start: datetime) -> Iterator[datetime]:
+        # cronsim walks a schedule with a `*` in the minute or hour field in real time, matching each instant's
+        # wall-clock time in the zone: both passes of a repeated hour match, no instant of a skipped one does.
+        return (fire.astimezone(UTC) for fire in CronSim(self.expression, start.astimezone(self.zone)))
+
+    def _wall_clock_fires(self, start: datetime) -> Iterator[datetime]:
+        """The fires of a fixed-time schedule from about `start`: its wall-clock times, each placed by the policy.
+
+        cronsim walks naive wall-clock time (no zone, so no DST rules of its own); each time it yields becomes zero,
+        one or two instants. Those are in order except the second occurrences of repeated times, which wait in a
+        heap until the walk passes them. Started in the first pass of a repeated hour, the walk begins that much
+        earlier in wall-clock time: the times already passed have a second occurrence still ahead.
+        """
+        local = start.astimezone(self.zone)
+        ahead = local.replace(fold=1).astimezone(UTC) - start  # > 0 only inside the first pass of a repeated hour
+        seconds: list[datetime] = []  # second occurrences not yet yielded
+        previous: datetime | None = None
+        for wall in CronSim(self.expression, local.replace(tzinfo=None) - max(ahead, timedelta(0))):
+            first, second = self._occurrences(wall)
+            if first is None:
+                continue
+            while seconds and seconds[0] <= first:
+                earlier = heapq.heappop(seconds)
+                if earlier < first:
+                    yield earlier
+            if first != previous:  # skipped times of one night, and a fire at the gap's end, are one fire
+                yield first
+                previous = first
+            if second is not None:
+                heapq.heappush(seconds, second)
+        while seconds:
+            yield heapq.heappop(seconds)
+
+    def _occurrences(self, wall: datetime) -> tuple[datetime | None, datetime | None]:
+        """The instants at which naive wall-clock time `wall` fires, under the policy: (first, second)."""
+        if _skipped(self.zone, wall):
+            if self.daylight_saving.skipped_time == "Skip":
+                return None, None
+            return _gap_end(self.zone, wall), None
+        first = wall.replace(tzinfo=self.zone).astimezone(UTC)
+        second = wall.replace(tzinfo=self.zone, fold=1).astimezone(UTC)
+        if second != first and self.daylight_saving.repeated_time == "Both":
+            return first, second
+        return first, None
+
+
+def _skipped(zone: ZoneInfo, wall: datetime) -> bool:
+    """Whether no instant has naive wall-clock time `wall` in `zone` (a forward transition jumps over it)."""
+    return wall.replace(tzinfo=zone).astimezone(UTC).astimezone(zone).replace(tzinfo=None) != wall
+
+
+def _gap_end(zone: ZoneInfo, wall: datetime) -> datetime:
+    """The first instant after the gap that skips naive `wall`: the first whose wall-clock time is not before it."""
+    # Read with the offsets from either side of the gap, `wall` names an instant on either side of it; zones change
+    # offsets on whole seconds, so the search is over whole seconds.
+    before, after = sorted(int(wall.replace(tzinfo=zone, fold=fold).timestamp()) for fold in (0, 1))
+    while after - before > 1:
+        middle = (before + after) // 2
+        if datetime.fromtimestamp(middle, zone).replace(tzinfo=None) < wall:
+            before = middle
+        else:
+            after = middle
+    return datetime.fromtimestamp(after, UTC)
 
 
 def fire_times(schedule: CronSchedule, *, start: datetime, end: datetime, limit: int | None = None) -> list[datetime]:

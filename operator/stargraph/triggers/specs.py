@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -11,6 +11,8 @@ from stargraph.fires.event import json_payload
 from stargraph.fires.keys import trigger_id
 from stargraph.models import IRBase
 from stargraph.runs import TriggerObject
+from stargraph.triggers.cron_schedule import DaylightSaving, RepeatedTime, SkippedTime
+from stargraph.triggers.jitter import jitter_offset
 from stargraph.triggers.signatures import SignatureScheme
 
 __all__ = ["CronSpec", "WebhookSpec"]
@@ -45,10 +47,24 @@ class CronSpec(_Named):
     """The newest fire known to have its Run (or the trigger's creation); catch-up looks at fires after it."""
     concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
     """Anything but Allow asks the plugin's gate before each fire."""
+    repeated_time: RepeatedTime = "Once"
+    skipped_time: SkippedTime = "RunAtNextValidTime"
+    jitter_seconds: int = Field(default=0, ge=0)
+    """Each Run is created `jitter` after its nominal fire, a fixed share of this window (`triggers.jitter`)."""
 
     @property
     def trigger_id(self) -> str:
         return trigger_id("cron", self.namespace, self.name)
+
+    @property
+    def daylight_saving(self) -> DaylightSaving:
+        return DaylightSaving(repeated_time=self.repeated_time, skipped_time=self.skipped_time)
+
+    @property
+    def jitter(self) -> timedelta:
+        """How long after each nominal fire its Run is due, seeded by the object's uid (the trigger id without one)."""
+        seed = self.trigger.uid if self.trigger is not None else self.trigger_id
+        return jitter_offset(seed, jitter_seconds=self.jitter_seconds)
 
 
 class WebhookSpec(_Named):
