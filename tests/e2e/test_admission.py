@@ -22,7 +22,7 @@ from kubernetes.client import AdmissionregistrationV1Api, ApiClient
 from stargraph.triggers.validation import check_cron_trigger
 from tests.e2e.conftest import Operators
 from tests.e2e.kube import condition, cron_trigger, get, webhook_trigger
-from tests.support.certs import TestCA
+from tests.support.certs import CertAuthority
 from tests.support.operator import Kubectl, OperatorProcess, eventually, free_port
 
 pytestmark = [pytest.mark.cluster]
@@ -40,7 +40,7 @@ class Webhook:
         return ["--admission-port", str(self.port), "--tls-cert-dir", str(self.tls_dir)]
 
 
-def configuration(name: str, *, port: int, ca: TestCA, namespace: str) -> dict[str, Any]:
+def configuration(name: str, *, port: int, ca: CertAuthority, namespace: str) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
@@ -82,7 +82,7 @@ def manifest(doc: dict[str, Any], namespace: str) -> str:
 @pytest.fixture
 def webhook(kube_api: ApiClient, namespace: str, tmp_path: Path, crds: None) -> Iterator[Webhook]:
     """The webhook configuration of this test's namespace; the operator is started by the test."""
-    ca = TestCA.create()
+    ca = CertAuthority.create()
     port = free_port()
     name = f"stargraph-e2e-{uuid.uuid4().hex[:8]}"
     admission = AdmissionregistrationV1Api(kube_api)

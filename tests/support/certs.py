@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["TestCA"]
+__all__ = ["CertAuthority"]
 
 
 def _name(common_name: str) -> x509.Name:
@@ -24,12 +24,12 @@ def _name(common_name: str) -> x509.Name:
 
 
 @dataclass(frozen=True)
-class TestCA:
+class CertAuthority:
     key: ec.EllipticCurvePrivateKey
     cert: x509.Certificate
 
     @classmethod
-    def create(cls, common_name: str = "stargraph test CA") -> TestCA:
+    def create(cls, common_name: str = "stargraph test CA") -> CertAuthority:
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.now(UTC)
         cert = (

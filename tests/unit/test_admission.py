@@ -23,7 +23,7 @@ from stargraph.serve.admission import MAX_REVIEW_BYTES, create_admission_app
 from stargraph.serve.server import serving_tls
 from stargraph.serve.tls import ReloadingCertificate
 from stargraph.triggers.validation import SPEC_CHECKS, check_cron_trigger, check_webhook_trigger, errors_only
-from tests.support.certs import TestCA
+from tests.support.certs import CertAuthority
 
 CRON = {"group": "stargraph.io", "version": "v1alpha1", "kind": "CronTrigger"}
 WEBHOOK = {"group": "stargraph.io", "version": "v1alpha1", "kind": "WebhookTrigger"}
@@ -206,7 +206,7 @@ async def test_wrong_method_path_and_size_are_answered_in_json() -> None:
 # -- TLS ----------------------------------------------------------------------------------------------------------
 
 
-async def _served_serial(port: int, ca: TestCA) -> int:
+async def _served_serial(port: int, ca: CertAuthority) -> int:
     """The serial number of the certificate a fresh connection is served (verified against `ca`)."""
     context = ssl.create_default_context(cadata=ca.pem.decode())
     _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
@@ -218,8 +218,8 @@ async def _served_serial(port: int, ca: TestCA) -> int:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[int, TestCA, Path, ReloadingCertificate]]:
-    ca = TestCA.create()
+async def served(tmp_path: Path) -> AsyncIterator[tuple[int, CertAuthority, Path, ReloadingCertificate]]:
+    ca = CertAuthority.create()
     directory = ca.issue(tmp_path / "tls")
     certificate = ReloadingCertificate(directory / "tls.crt", directory / "tls.key")
     app = create_admission_app(SPEC_CHECKS)
@@ -227,7 +227,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[int, TestCA, Path, Reloa
         yield port, ca, directory, certificate
 
 
-async def test_the_webhook_answers_over_https(served: tuple[int, TestCA, Path, ReloadingCertificate]) -> None:
+async def test_the_webhook_answers_over_https(served: tuple[int, CertAuthority, Path, ReloadingCertificate]) -> None:
     port, ca, _, _ = served
     context = ssl.create_default_context(cadata=ca.pem.decode())
     async with httpx.AsyncClient(verify=context) as client:
@@ -238,7 +238,7 @@ async def test_the_webhook_answers_over_https(served: tuple[int, TestCA, Path, R
 
 
 async def test_a_rotated_certificate_is_served_to_the_next_connection(
-    served: tuple[int, TestCA, Path, ReloadingCertificate],
+    served: tuple[int, CertAuthority, Path, ReloadingCertificate],
 ) -> None:
     port, ca, directory, certificate = served
     first = await _served_serial(port, ca)
@@ -249,7 +249,7 @@ async def test_a_rotated_certificate_is_served_to_the_next_connection(
     assert second != first
     assert certificate.loads == 2
     # A broken pair (a key that does not match) leaves the last good certificate in service.
-    other = TestCA.create().issue(directory.parent / "other")
+    other = CertAuthority.create().issue(directory.parent / "other")
     (directory / "tls.crt").write_bytes((other / "tls.crt").read_bytes())
     assert await _served_serial(port, ca) == second
 
