@@ -116,7 +116,7 @@ def test_an_invalid_trigger_is_refused_at_apply_naming_the_field(
         "spec.signature.header: 'X Signature' is not a valid HTTP header name": webhook_trigger(
             "bad-header", "hook", signature={"header": "X Signature"}
         ),
-        "spec.events.header: X-Hub-Signature-256 carries part of the github signature": webhook_trigger(
+        "spec.events.header: X-Hub-Signature-256 is read by the github scheme": webhook_trigger(
             "bad-events",
             "hook",
             signature={"scheme": "github"},

@@ -142,7 +142,11 @@ async def test_impossible_signature_configurations_are_refused() -> None:
         assert response["status"]["message"].startswith(f"{field}: "), response
     collision = {**secret, "signature": {"header": "X-Event"}, "events": {"types": ["push"], "header": "x-event"}}
     assert check_webhook_trigger(collision).errors == (
-        FieldError("spec.events.header", "x-event carries the signature; name a header of its own"),
+        FieldError("spec.events.header", "x-event is read by the hmac-sha256 scheme; name a header of its own"),
+    )
+    delivery = {**secret, "signature": {"header": "X-Delivery-ID"}}
+    assert check_webhook_trigger(delivery).message == (
+        "spec.signature.header: X-Delivery-ID is read by the hmac-sha256 scheme; name a header of its own"
     )
     transport = {**secret, "signature": {"header": "Content-Type"}}
     assert check_webhook_trigger(transport).reason == "InvalidSignature"

@@ -47,6 +47,7 @@ __all__ = [
     "SignatureScheme",
     "Verification",
     "parse_secret",
+    "scheme_headers",
     "sign",
     "verify",
 ]
@@ -197,6 +198,13 @@ def _verify_standard_webhooks(
     if not _any_match(keys, f"{delivery_id}.{timestamp}.".encode() + body, signatures):
         raise _no_match("webhook-signature")
     return Verification(delivery_id=delivery_id, scheme=SignatureScheme.STANDARD_WEBHOOKS)
+
+
+def scheme_headers(scheme: SignatureScheme, signature_header: str = DEFAULT_SIGNATURE_HEADER) -> tuple[str, ...]:
+    """The headers (lower-case) a scheme reads a delivery's signature and delivery id from."""
+    if scheme == SignatureScheme.STANDARD_WEBHOOKS:
+        return ("webhook-id", "webhook-timestamp", "webhook-signature")
+    return _hex_scheme_headers(scheme, signature_header)
 
 
 def _hex_scheme_headers(scheme: SignatureScheme, signature_header: str) -> tuple[str, str]:

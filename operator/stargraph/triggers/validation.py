@@ -31,7 +31,7 @@ from stargraph.api.v1alpha1 import (
 from stargraph.models import FieldError, field_errors
 from stargraph.runs.jobs import run_template_errors
 from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError
-from stargraph.triggers.signatures import DEFAULT_SIGNATURE_HEADER
+from stargraph.triggers.signatures import DEFAULT_SIGNATURE_HEADER, scheme_headers
 from stargraph.triggers.webhook import PASSED_BODY_MAX
 
 __all__ = [
@@ -120,45 +120,32 @@ def check_cron_trigger(spec: Mapping[str, Any]) -> SpecCheck[CronTriggerSpec]:
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # What every request carries for HTTP itself: a header of these cannot also hold a signature or an event type.
 _TRANSPORT_HEADERS = frozenset({"connection", "content-length", "content-type", "host", "transfer-encoding"})
-_HEX_DELIVERY_HEADER = {SignatureScheme.HMAC_SHA256: "x-delivery-id", SignatureScheme.GITHUB: "x-github-delivery"}
-_FIXED_HEADERS = {
-    SignatureScheme.GITHUB: ("x-hub-signature-256", "x-github-delivery"),
-    SignatureScheme.STANDARD_WEBHOOKS: ("webhook-id", "webhook-timestamp", "webhook-signature"),
-}
 _DEFAULT_TOLERANCE = SignatureSpec.model_fields["tolerance_seconds"].default
 
 
-def _scheme_headers(signature: SignatureSpec) -> dict[str, str]:
-    """The headers the scheme reads, lower-case, with what each carries."""
-    if signature.scheme == SignatureScheme.HMAC_SHA256:
-        header = (signature.header or DEFAULT_SIGNATURE_HEADER).lower()
-        return {header: "the signature", _HEX_DELIVERY_HEADER[signature.scheme]: "the delivery id"}
-    names = _FIXED_HEADERS[signature.scheme]
-    return {name: f"part of the {signature.scheme} signature" for name in names}
-
-
-def _header_errors(field: str, header: str, *, taken: Mapping[str, str], reason: str) -> list[FieldError]:
+def _header_errors(field: str, header: str, *, taken: Iterable[str], scheme: str, reason: str) -> list[FieldError]:
     if not _TOKEN.fullmatch(header):
         return [FieldError(field, f"{header!r} is not a valid HTTP header name", reason=reason)]
     name = header.lower()
     if name in _TRANSPORT_HEADERS:
         return [FieldError(field, f"{header} is set by HTTP itself; name a header of its own", reason=reason)]
     if name in taken:
-        return [FieldError(field, f"{header} carries {taken[name]}; name a header of its own", reason=reason)]
+        return [FieldError(field, f"{header} is read by the {scheme} scheme; name a header of its own", reason=reason)]
     return []
 
 
 def _signature_errors(signature: SignatureSpec, events: EventFilter | None) -> list[FieldError]:
     """A signature or event-type header no delivery can carry, or one that two meanings would share."""
     errors = []
+    header = signature.header or DEFAULT_SIGNATURE_HEADER
+    read = scheme_headers(signature.scheme, header.lower())
     if signature.scheme == SignatureScheme.HMAC_SHA256 and signature.header is not None:
-        delivery = _HEX_DELIVERY_HEADER[signature.scheme]
-        errors += _header_errors(
-            "spec.signature.header", signature.header, taken={delivery: "the delivery id"}, reason="InvalidSignature"
+        errors += _header_errors(  # the signature's header comes first, the delivery id's after it
+            "spec.signature.header", header, taken=read[1:], scheme=signature.scheme, reason="InvalidSignature"
         )
     if events is not None and events.header is not None:
         errors += _header_errors(
-            "spec.events.header", events.header, taken=_scheme_headers(signature), reason="InvalidSpec"
+            "spec.events.header", events.header, taken=read, scheme=signature.scheme, reason="InvalidSpec"
         )
     return errors
 
