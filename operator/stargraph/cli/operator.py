@@ -58,6 +58,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
     from stargraph.logs import configure_logging
     from stargraph.serve.server import serve
 
+    admission = _admission(args)
     configure_logging(level=args.log_level, json=args.log_format == "json")
     try:
         credentials = load_credentials(kubeconfig=args.kubeconfig, context=args.context)
@@ -82,7 +83,7 @@ def cmd_operator(args: argparse.Namespace) -> int:
         namespaces=args.watch_namespace,
         leader_election=election,
         api_timeout=args.api_timeout,
-        admission=_admission(args),
+        admission=admission,
     )
     # Each Run creation allocates hundreds of short-lived objects (request, response, event); with the default
     # thresholds the cyclic collector runs every few creations and, in a burst of fires, takes a fifth of the CPU.
