@@ -25,7 +25,7 @@ import yaml
 from cryptography import x509
 from kubernetes.client import ApiClient, CoreV1Api
 
-from tests.support.chart import CHART_DIR, Helm, helm_fixture, install_chart  # noqa: F401  (the `helm` fixture)
+from tests.support.chart import CHART_DIR, NO_ADMISSION_WEBHOOK, Helm, helm_fixture, install_chart  # noqa: F401  (the `helm` fixture)
 from tests.support.controlplane import KubeCluster, poll_until, temporary_namespace
 from tests.support.operator import Kubectl, OperatorProcess, eventually
 
@@ -516,7 +516,7 @@ def test_the_chart_identity_has_exactly_the_operators_permissions(
             control_plane,
             release=release,
             namespace=release_ns,
-            values={"leaderElection": {"enabled": True}},
+            values={"leaderElection": {"enabled": True}, **NO_ADMISSION_WEBHOOK},
             helm=helm,
         ) as chart,
     ):
@@ -718,7 +718,9 @@ def test_the_operator_runs_with_the_charts_identity(
     release = unique("op")
     with (
         namespaces(kube_api, "chart-operator", 2) as (release_ns, team),
-        install_chart(control_plane, release=release, namespace=release_ns, helm=helm) as chart,
+        install_chart(
+            control_plane, release=release, namespace=release_ns, values=NO_ADMISSION_WEBHOOK, helm=helm
+        ) as chart,
     ):
         # Two callers of POST /v1/runs: one may create Runs in the team's namespace, the other may not.
         kubectl.ok("create", "role", "run-creator", "--verb=create", "--resource=runs.stargraph.io", "-n", team)
@@ -782,7 +784,7 @@ def test_the_operator_in_namespaces_mode_makes_no_refused_call(
             control_plane,
             release=release,
             namespace=release_ns,
-            values={"watch": {"mode": "namespaces", "namespaces": [team]}},
+            values={"watch": {"mode": "namespaces", "namespaces": [team]}, **NO_ADMISSION_WEBHOOK},
             helm=helm,
         ) as chart,
     ):
