@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 ADMISSION_PATH = "/validate"
-API_VERSION = "admission.k8s.io/v1"
+API_VERSION: Literal["admission.k8s.io/v1"] = "admission.k8s.io/v1"
 MAX_REVIEW_BYTES = 8 << 20
 """An AdmissionReview holds the object and, for an UPDATE, its old version: twice etcd's 1.5 MiB object limit fits."""
 
