@@ -9,6 +9,7 @@ the chart's identity and serves the webhook with a certificate that CA signed.
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,16 +19,22 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes.client import AdmissionregistrationV1Api, ApiClient
+from kubernetes.client.exceptions import ApiException
 
 from stargraph.triggers.validation import check_cron_trigger
 from tests.e2e.conftest import Operators
-from tests.e2e.kube import condition, cron_trigger, get, webhook_trigger
+from tests.e2e.kube import condition, create, cron_trigger, get, webhook_trigger
 from tests.support.certs import CertAuthority
 from tests.support.operator import Kubectl, OperatorProcess, eventually, free_port
 
 pytestmark = [pytest.mark.cluster]
 
 DENIED = 'admission webhook "triggers.stargraph.io" denied the request: '
+
+
+def invalid(doc: dict[str, Any], message: str) -> str:
+    """How kubectl prints a refusal with reason Invalid: from the field causes, as it prints a schema error."""
+    return f'The {doc["kind"]} "{doc["metadata"]["name"]}" is invalid: {message}'
 
 
 @dataclass
@@ -96,12 +103,15 @@ def webhook(kube_api: ApiClient, namespace: str, tmp_path: Path, crds: None) -> 
 def start(operators: Operators, webhook: Webhook, kubectl: Kubectl) -> OperatorProcess:
     """An operator serving the webhook, once the apiserver is seen calling it (its configuration is cached)."""
     operator = operators.start("admission", extra_args=webhook.args())
-    probe = manifest(cron_trigger("probe", "61 * * * *"), webhook.namespace)
-    eventually(
-        lambda: DENIED in kubectl.run("create", "--dry-run=server", "-f", "-", stdin=probe).stderr or None,
-        timeout=15,
-        what="the apiserver calling the webhook",
-    )
+    probe_doc = cron_trigger("probe", "61 * * * *")
+    probe = manifest(probe_doc, webhook.namespace)
+
+    def called() -> bool:
+        result = kubectl.run("create", "--dry-run=server", "-f", "-", stdin=probe)
+        assert invalid(probe_doc, "spec.schedule: '61 * * * *' is not a valid") in result.stderr, result.stderr
+        return True
+
+    eventually(called, timeout=15, what="the apiserver calling the webhook")
     return operator
 
 
@@ -126,7 +136,7 @@ def test_an_invalid_trigger_is_refused_at_apply_naming_the_field(
     for message, doc in cases.items():
         result = kubectl.run("apply", "-f", "-", stdin=manifest(doc, ns))
         assert result.returncode != 0, (doc, result.stdout)
-        assert DENIED + message in result.stderr, result.stderr
+        assert invalid(doc, message) in result.stderr, result.stderr
         assert get(kube_api, ns, f"{doc['kind'].lower()}s", doc["metadata"]["name"]) is None
 
     admitted = kubectl.run(
@@ -147,7 +157,7 @@ def test_an_update_to_an_invalid_schedule_is_refused(
     refused = kubectl.run("patch", "crontrigger.stargraph.io", "nightly", "-n", ns, "--type=merge", "-p", patch)
     err = refused.stderr
     assert refused.returncode != 0, refused.stdout
-    assert DENIED + "spec.schedule: '0 3 * * 8'" in err, err
+    assert invalid(cron_trigger("nightly"), "spec.schedule: '0 3 * * 8'") in err, err
     obj = get(kube_api, ns, "crontriggers", "nightly")
     assert obj is not None and obj["spec"]["schedule"] == "0 3 * * *" and obj["metadata"]["generation"] == 1
     kubectl.ok("label", "crontrigger.stargraph.io", "nightly", "-n", ns, "team=a")
@@ -169,10 +179,16 @@ def test_with_the_operator_down_the_apply_is_admitted_and_goes_stalled_with_the_
     ns = webhook.namespace
     operator = start(operators, webhook, kubectl)
     bad = cron_trigger("late", "0 9 * * *", timeZone="Europe/Atlantis")
-    refused = kubectl.run("apply", "-f", "-", stdin=manifest(bad, ns))
-    assert refused.returncode != 0 and DENIED in refused.stderr, refused.stderr
-    message = refused.stderr.split(DENIED, 1)[1].strip()
+    with pytest.raises(ApiException) as refused:
+        create(kube_api, ns, bad)
+    status = json.loads(refused.value.body)
+    assert (status["code"], status["reason"]) == (422, "Invalid")
+    assert status["message"].startswith(DENIED), status
+    message = status["message"].removeprefix(DENIED)
     assert message == check_cron_trigger(bad["spec"]).message
+    assert status["details"]["causes"] == [
+        {"field": "spec.timeZone", "message": message.removeprefix("spec.timeZone: "), "reason": "FieldValueInvalid"}
+    ]
 
     operator.stop()
     # Nothing listens on the webhook's port: failurePolicy Ignore admits the object unchecked.
