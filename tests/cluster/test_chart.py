@@ -432,14 +432,26 @@ def test_host_network_port_and_extra_env_reach_the_pod_template(helm: Helm) -> N
     assert "hostNetwork" not in default and "dnsPolicy" not in default
     (container,) = default["containers"]
     assert "--port=8080" in container["args"]
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "webhook", "containerPort": 9443, "protocol": "TCP"},
+    ]
     own_env = container["env"]
 
-    pod = pod_template(helm, {"hostNetwork": True, "operator": {"port": 18080}, "extraEnv": HOST_NETWORK_ENV})
+    values = {
+        "hostNetwork": True,
+        "operator": {"port": 18080},
+        "admissionWebhook": {"port": 18443},
+        "extraEnv": HOST_NETWORK_ENV,
+    }
+    pod = pod_template(helm, values)
     assert (pod["hostNetwork"], pod["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
     (container,) = pod["containers"]
-    assert "--port=18080" in container["args"]
-    assert container["ports"] == [{"name": "http", "containerPort": 18080, "protocol": "TCP"}]
+    assert {"--port=18080", "--admission-port=18443"} <= set(container["args"])
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 18080, "protocol": "TCP"},
+        {"name": "webhook", "containerPort": 18443, "protocol": "TCP"},
+    ]
     # The probes follow the named port.
     assert {container[probe]["httpGet"]["port"] for probe in ("startupProbe", "livenessProbe", "readinessProbe")} == {
         "http"
