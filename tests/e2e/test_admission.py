@@ -47,7 +47,9 @@ class Webhook:
         return ["--admission-port", str(self.port), "--tls-cert-dir", str(self.tls_dir)]
 
 
-def configuration(name: str, *, port: int, ca: CertAuthority, namespace: str) -> dict[str, Any]:
+def configuration(
+    name: str, *, port: int, ca: CertAuthority, namespace: str, failure_policy: str = "Ignore"
+) -> dict[str, Any]:
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
@@ -57,7 +59,7 @@ def configuration(name: str, *, port: int, ca: CertAuthority, namespace: str) ->
                 "name": "triggers.stargraph.io",
                 "admissionReviewVersions": ["v1"],
                 "sideEffects": "None",
-                "failurePolicy": "Ignore",
+                "failurePolicy": failure_policy,
                 "timeoutSeconds": 5,
                 "rules": [
                     {
@@ -218,3 +220,28 @@ def test_with_the_operator_down_the_apply_is_admitted_and_goes_stalled_with_the_
         "-p",
         '{"spec": {"timeZone": "Europe/Lisbon"}}',
     )
+
+
+def test_with_failure_policy_fail_an_unreachable_webhook_blocks_the_apply(
+    kube_api: ApiClient, kubectl: Kubectl, namespace: str, crds: None
+) -> None:
+    """The trade-off the chart's default avoids: nothing listens on the port, and a valid trigger is refused."""
+    name = f"stargraph-e2e-{uuid.uuid4().hex[:8]}"
+    admission = AdmissionregistrationV1Api(kube_api)
+    body = configuration(name, port=free_port(), ca=CertAuthority.create(), namespace=namespace, failure_policy="Fail")
+    admission.create_validating_webhook_configuration(body)
+    try:
+        valid = manifest(cron_trigger("valid", "@hourly"), namespace)
+
+        def refused() -> bool:  # a dry run while the apiserver's cache of webhook configurations catches up
+            result = kubectl.run("create", "--dry-run=server", "-f", "-", stdin=valid)
+            assert result.returncode != 0, result.stdout
+            return True
+
+        eventually(refused, timeout=15, what="the webhook configuration in effect")
+        result = kubectl.run("apply", "-f", "-", stdin=valid)
+        assert result.returncode != 0, result.stdout
+        assert 'failed calling webhook "triggers.stargraph.io"' in result.stderr, result.stderr
+        assert get(kube_api, namespace, "crontriggers", "valid") is None
+    finally:
+        admission.delete_validating_webhook_configuration(name)
