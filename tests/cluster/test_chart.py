@@ -8,6 +8,7 @@ token), and the operator is run as a local process under that identity.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -21,9 +22,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from cryptography import x509
 from kubernetes.client import ApiClient, CoreV1Api
 
-from tests.support.chart import CHART_DIR, Helm, helm_fixture, install_chart  # noqa: F401  (the `helm` fixture)
+from tests.support.chart import CHART_DIR, NO_ADMISSION_WEBHOOK, Helm, helm_fixture, install_chart  # noqa: F401  (the `helm` fixture)
 from tests.support.controlplane import KubeCluster, poll_until, temporary_namespace
 from tests.support.operator import Kubectl, OperatorProcess, eventually
 
@@ -329,6 +331,95 @@ def test_pod_template_is_pod_security_restricted_and_probed(helm: Helm) -> None:
     assert "--leader-election-namespace=ops" in container["args"]
 
 
+# ------------------------------------------------------------------------------------------- admission webhook
+
+
+def webhook_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (configuration,) = by_kind(docs, "ValidatingWebhookConfiguration")
+    (webhook,) = configuration["webhooks"]
+    return dict(webhook)
+
+
+def test_the_webhook_with_a_helm_generated_certificate(helm: Helm) -> None:
+    docs = documents(helm.template("r", namespace="ops"))
+    webhook = webhook_of(docs)
+    assert webhook["name"] == "triggers.stargraph.io"
+    assert webhook["sideEffects"] == "None" and webhook["admissionReviewVersions"] == ["v1"]
+    assert webhook["failurePolicy"] == "Ignore" and webhook["timeoutSeconds"] == 5
+    assert webhook["rules"] == [
+        {
+            "apiGroups": ["stargraph.io"],
+            "apiVersions": ["*"],
+            "resources": ["crontriggers", "webhooktriggers"],
+            "operations": ["CREATE", "UPDATE"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert "namespaceSelector" not in webhook  # cluster mode: every namespace
+    service = webhook["clientConfig"]["service"]
+    assert service == {"name": "r-stargraph", "namespace": "ops", "path": "/validate", "port": 443}
+
+    # The Secret's certificate is signed by the CA the apiserver is given, for the Service's DNS name.
+    (secret,) = [doc for doc in by_kind(docs, "Secret") if doc["metadata"]["name"] == "r-stargraph-webhook-tls"]
+    assert secret["type"] == "kubernetes.io/tls"
+    assert secret["data"]["ca.crt"] == webhook["clientConfig"]["caBundle"]
+    ca = x509.load_pem_x509_certificate(base64.b64decode(webhook["clientConfig"]["caBundle"]))
+    leaf = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    leaf.verify_directly_issued_by(ca)
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert "r-stargraph.ops.svc" in names
+
+    (svc,) = [doc for doc in by_kind(docs, "Service") if doc["metadata"]["name"] == "r-stargraph"]
+    assert {"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"} in svc["spec"]["ports"]
+    (deployment,) = by_kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert {"--admission-port=9443", "--tls-cert-dir=/etc/stargraph/webhook-tls"} <= set(container["args"])
+    assert {"name": "webhook", "containerPort": 9443, "protocol": "TCP"} in container["ports"]
+    mount = {"name": "webhook-tls", "mountPath": "/etc/stargraph/webhook-tls", "readOnly": True}
+    assert mount in container["volumeMounts"]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "webhook-tls"]
+    assert volume["secret"]["secretName"] == "r-stargraph-webhook-tls"
+
+
+def test_the_webhook_with_a_cert_manager_certificate(helm: Helm) -> None:
+    values = {"admissionWebhook": {"failurePolicy": "Fail", "certificate": {"source": "certManager"}}}
+    docs = documents(helm.template("r", namespace="ops", values=values))
+    (configuration,) = by_kind(docs, "ValidatingWebhookConfiguration")
+    assert configuration["metadata"]["annotations"] == {"cert-manager.io/inject-ca-from": "ops/r-stargraph-webhook"}
+    webhook = webhook_of(docs)
+    assert webhook["failurePolicy"] == "Fail"
+    assert "caBundle" not in webhook["clientConfig"]  # cert-manager's CA injector fills it
+    assert not [doc for doc in by_kind(docs, "Secret") if doc["metadata"]["name"] == "r-stargraph-webhook-tls"]
+    (issuer,) = by_kind(docs, "Issuer")
+    assert issuer["spec"] == {"selfSigned": {}}
+    (certificate,) = by_kind(docs, "Certificate")
+    assert certificate["metadata"]["name"] == "r-stargraph-webhook"
+    assert certificate["spec"]["secretName"] == "r-stargraph-webhook-tls"
+    assert "r-stargraph.ops.svc" in certificate["spec"]["dnsNames"]
+    assert certificate["spec"]["issuerRef"] == {"name": "r-stargraph-webhook", "kind": "Issuer"}
+
+    own = {"name": "corp-ca", "kind": "ClusterIssuer"}
+    values["admissionWebhook"]["certificate"]["certManager"] = {"issuerRef": own}
+    docs = documents(helm.template("r", namespace="ops", values=values))
+    assert not by_kind(docs, "Issuer")
+    assert by_kind(docs, "Certificate")[0]["spec"]["issuerRef"] == own
+
+
+def test_the_webhook_follows_the_watched_namespaces_and_can_be_left_out(helm: Helm) -> None:
+    values = {"watch": {"mode": "namespaces", "namespaces": ["team-a", "team-b"]}}
+    selector = webhook_of(documents(helm.template("r", namespace="ops", values=values)))["namespaceSelector"]
+    expression = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}
+    assert selector == {"matchExpressions": [expression]}
+
+    docs = documents(helm.template("r", namespace="ops", values={"admissionWebhook": {"enabled": False}}))
+    assert not by_kind(docs, "ValidatingWebhookConfiguration")
+    (deployment,) = by_kind(docs, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert not [arg for arg in container["args"] if arg.startswith(("--admission-port", "--tls-cert"))]
+    assert [port["name"] for port in container["ports"]] == ["http"]
+
+
 def pod_template(helm: Helm, values: dict[str, Any]) -> dict[str, Any]:
     """The Pod spec of the Deployment the chart renders with ``values``."""
     (deployment,) = by_kind(documents(helm.template("r", namespace="ops", values=values)), "Deployment")
@@ -341,14 +432,26 @@ def test_host_network_port_and_extra_env_reach_the_pod_template(helm: Helm) -> N
     assert "hostNetwork" not in default and "dnsPolicy" not in default
     (container,) = default["containers"]
     assert "--port=8080" in container["args"]
-    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "webhook", "containerPort": 9443, "protocol": "TCP"},
+    ]
     own_env = container["env"]
 
-    pod = pod_template(helm, {"hostNetwork": True, "operator": {"port": 18080}, "extraEnv": HOST_NETWORK_ENV})
+    values = {
+        "hostNetwork": True,
+        "operator": {"port": 18080},
+        "admissionWebhook": {"port": 18443},
+        "extraEnv": HOST_NETWORK_ENV,
+    }
+    pod = pod_template(helm, values)
     assert (pod["hostNetwork"], pod["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
     (container,) = pod["containers"]
-    assert "--port=18080" in container["args"]
-    assert container["ports"] == [{"name": "http", "containerPort": 18080, "protocol": "TCP"}]
+    assert {"--port=18080", "--admission-port=18443"} <= set(container["args"])
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 18080, "protocol": "TCP"},
+        {"name": "webhook", "containerPort": 18443, "protocol": "TCP"},
+    ]
     # The probes follow the named port.
     assert {container[probe]["httpGet"]["port"] for probe in ("startupProbe", "livenessProbe", "readinessProbe")} == {
         "http"
@@ -425,7 +528,7 @@ def test_the_chart_identity_has_exactly_the_operators_permissions(
             control_plane,
             release=release,
             namespace=release_ns,
-            values={"leaderElection": {"enabled": True}},
+            values={"leaderElection": {"enabled": True}, **NO_ADMISSION_WEBHOOK},
             helm=helm,
         ) as chart,
     ):
@@ -546,6 +649,11 @@ def test_install_upgrade_uninstall(
 
             poll_until(pod_created, timeout=30, interval=0.2, what="the operator Pod to be created (admitted)")
 
+            # The webhook's certificate: made at install, trusted by the webhook configuration.
+            secret = get_json(kubectl, "secret", f"{full}-webhook-tls", "-n", release_ns)["data"]
+            webhook = get_json(kubectl, "validatingwebhookconfiguration", full)["webhooks"][0]
+            assert webhook["clientConfig"]["caBundle"] == secret["ca.crt"]
+
             # Upgrade: two watched namespaces and two replicas.
             chart.upgrade({"replicas": 2, "watch": {"mode": "namespaces", "namespaces": [team_a, team_b]}})
             assert not exists(kubectl, "clusterrole", full) and not exists(kubectl, "clusterrolebinding", full)
@@ -561,6 +669,11 @@ def test_install_upgrade_uninstall(
             assert deployment["spec"]["replicas"] == 2
             args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
             assert {f"--watch-namespace={team_a}", f"--watch-namespace={team_b}", "--leader-elect"} <= set(args)
+            # An upgrade keeps the certificate (looked up, not generated again), and the CA the apiserver trusts.
+            assert get_json(kubectl, "secret", f"{full}-webhook-tls", "-n", release_ns)["data"] == secret
+            webhook = get_json(kubectl, "validatingwebhookconfiguration", full)["webhooks"][0]
+            assert webhook["clientConfig"]["caBundle"] == secret["ca.crt"]
+            assert webhook["namespaceSelector"]["matchExpressions"][0]["values"] == [team_a, team_b]
 
             # Upgrade: back to one replica, watching only the release namespace.
             chart.upgrade({"watch": {"mode": "release"}})
@@ -576,7 +689,12 @@ def test_install_upgrade_uninstall(
         # garbage collection after the Deployment, hence the wait.
         def leftovers() -> list[str]:
             return [obj for ns in (release_ns, team_a, team_b) for obj in labelled(kubectl, release, ns)] + kubectl.ok(
-                "get", "clusterrole,clusterrolebinding", "-l", f"{INSTANCE}={release}", "-o", "name"
+                "get",
+                "clusterrole,clusterrolebinding,validatingwebhookconfiguration",
+                "-l",
+                f"{INSTANCE}={release}",
+                "-o",
+                "name",
             ).split()
 
         with contextlib.suppress(TimeoutError):
@@ -612,7 +730,9 @@ def test_the_operator_runs_with_the_charts_identity(
     release = unique("op")
     with (
         namespaces(kube_api, "chart-operator", 2) as (release_ns, team),
-        install_chart(control_plane, release=release, namespace=release_ns, helm=helm) as chart,
+        install_chart(
+            control_plane, release=release, namespace=release_ns, values=NO_ADMISSION_WEBHOOK, helm=helm
+        ) as chart,
     ):
         # Two callers of POST /v1/runs: one may create Runs in the team's namespace, the other may not.
         kubectl.ok("create", "role", "run-creator", "--verb=create", "--resource=runs.stargraph.io", "-n", team)
@@ -676,7 +796,7 @@ def test_the_operator_in_namespaces_mode_makes_no_refused_call(
             control_plane,
             release=release,
             namespace=release_ns,
-            values={"watch": {"mode": "namespaces", "namespaces": [team]}},
+            values={"watch": {"mode": "namespaces", "namespaces": [team]}, **NO_ADMISSION_WEBHOOK},
             helm=helm,
         ) as chart,
     ):

@@ -171,6 +171,21 @@ def test_sample_passes_server_side_dry_run(kubectl: Kubectl, namespace: str, sam
         pytest.param("CronTrigger", {"timeZone": "UTC"}, ["spec.schedule: Required value"], id="missing-schedule"),
         pytest.param(
             "CronTrigger",
+            {"schedule": "TZ=Europe/Berlin 0 9 * * *"},
+            ["spec.schedule", "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"],
+            id="cel-tz-prefix",
+        ),
+        pytest.param(
+            "CronTrigger", {"schedule": "@every 1h"}, ["spec.schedule", "@every is not supported"], id="cel-every"
+        ),
+        pytest.param(
+            "WebhookTrigger",
+            {"secretRef": {"name": "s"}, "signature": {"scheme": "github", "header": "X-Sig"}},
+            ["spec.signature.header", "only the hmac-sha256 scheme reads a signature header"],
+            id="cel-header-without-hmac",
+        ),
+        pytest.param(
+            "CronTrigger",
             {"schedule": "* * * * *", "catchUpLimit": 0},
             ["spec.catchUpLimit", "should be greater than or equal to 1"],
             id="catch-up-limit-below-minimum",
@@ -240,7 +255,7 @@ def test_apiserver_applies_the_model_defaults(kube_api: ApiClient, namespace: st
     create(kube_api, namespace, manifest("WebhookTrigger", "hook", minimal_webhook))
     spec = read_spec(kube_api, namespace, "webhooktriggers", "hook")
     assert spec["secretRef"] == {"name": "hook-secret", "keys": ["secret"]}
-    assert spec["signature"] == {"scheme": "hmac-sha256", "header": "X-Signature-256", "toleranceSeconds": 300}
+    assert spec["signature"] == {"scheme": "hmac-sha256", "toleranceSeconds": 300}
     assert spec["maxBodyBytes"] == 1 << 20 and spec["contentTypes"] == ["application/json"]
     assert WebhookTriggerSpec.model_validate(spec) == WebhookTriggerSpec.model_validate(minimal_webhook)
 

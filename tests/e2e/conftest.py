@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from stargraph.api import crdgen
-from tests.support.chart import install_chart
+from tests.support.chart import NO_ADMISSION_WEBHOOK, install_chart
 from tests.support.controlplane import KubeCluster
 from tests.support.operator import Kubectl, OperatorProcess, eventually
 
@@ -30,6 +30,7 @@ CHART_VALUES = {
     "leaderElection": {"enabled": True, "leaseName": LEASE_NAME},
     # The third-party trigger kind of test_third_party_kind.py, granted the way a user would.
     "extraTriggerKinds": [{"group": "acme.example", "plural": "queuetriggers"}],
+    **NO_ADMISSION_WEBHOOK,
 }
 
 

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stargraph.triggers.signatures import SignatureScheme, sign
 from tests.e2e.conftest import Operators
 from tests.e2e.kube import condition, create, get, is_ready, list_runs, put_secret, webhook_trigger
-from tests.support.chart import Helm, helm_fixture, install_chart
+from tests.support.chart import NO_ADMISSION_WEBHOOK, Helm, helm_fixture, install_chart
 from tests.support.controlplane import KubeCluster
 from tests.support.operator import OperatorProcess, eventually
 
@@ -170,7 +170,7 @@ def namespaced_operator(
         control_plane,
         release=release,
         namespace=f"{release}-system",
-        values={"watch": {"mode": "namespaces", "namespaces": [namespace]}},
+        values={"watch": {"mode": "namespaces", "namespaces": [namespace]}, **NO_ADMISSION_WEBHOOK},
         helm=helm,
     ) as chart:
         yield operators.start(

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.e2e.conftest import crds, kubectl  # noqa: F401  (fixtures)
-from tests.support.chart import InstalledChart, install_chart
+from tests.support.chart import NO_ADMISSION_WEBHOOK, InstalledChart, install_chart
 from tests.support.controlplane import KubeCluster, kubeconfig_context
 from tests.support.image import operator_image as build_operator_image
 from tests.support.image import podman
@@ -54,6 +54,7 @@ def _host_network_values(control_plane: KubeCluster, image: str) -> dict[str, An
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
         "hostNetwork": True,
         "operator": {"port": free_port()},
+        **NO_ADMISSION_WEBHOOK,
         "extraEnv": [
             {"name": "KUBERNETES_SERVICE_HOST", "value": server.hostname},
             {"name": "KUBERNETES_SERVICE_PORT", "value": str(server.port)},

@@ -36,11 +36,25 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.support.controlplane import KubeCluster
 
-__all__ = ["CHART_DIR", "Helm", "HelmError", "InstalledChart", "helm_binary", "helm_fixture", "install_chart"]
+__all__ = [
+    "CHART_DIR",
+    "NO_ADMISSION_WEBHOOK",
+    "Helm",
+    "HelmError",
+    "InstalledChart",
+    "helm_binary",
+    "helm_fixture",
+    "install_chart",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "stargraph"
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-helm.sh"
+
+NO_ADMISSION_WEBHOOK: dict[str, Any] = {"admissionWebhook": {"enabled": False}}
+"""Values for a release whose triggers are written while no Pod serves its webhook: no Service address routes on the
+test machine (no kube-proxy), so the chart's webhook configuration would make every trigger write wait out its
+timeout before being admitted. tests/e2e/test_admission.py registers webhooks that reach the operator on loopback."""
 
 
 class HelmError(RuntimeError):

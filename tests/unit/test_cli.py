@@ -62,6 +62,11 @@ def test_refused_request_exits_1_with_the_reason(server, capsys) -> None:  # typ
         (["next", "* * * * *", "--from", "2026-10-25T02:30:00"], "--from: "),  # no offset: which 02:30?
         (["next", "* * * * *", "--repeated-time", "Twice"], "--repeated-time"),
         (["next", "* * * * *", "--skipped-time", "RunLater"], "--skipped-time"),
+        (["operator", "--tls-cert-file", "tls.crt"], "--tls-key-file: required with --tls-cert-file"),
+        (["operator", "--tls-key-file", "tls.key"], "--tls-cert-file: required with --tls-key-file"),
+        (["operator", "--tls-cert-dir", "/nonexistent"], "--tls-cert-dir: cannot load the certificate"),
+        (["operator", "--tls-cert-dir", "d", "--tls-key-file", "k"], "--tls-cert-dir: give either it"),
+        (["operator", "--admission-port", "70000", "--tls-cert-dir", "d"], "--admission-port: 70000"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(argv: list[str], named: str, capsys) -> None:  # type: ignore[no-untyped-def]

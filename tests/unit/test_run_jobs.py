@@ -103,20 +103,20 @@ def test_building_leaves_the_runs_template_unchanged() -> None:
 
 def test_an_undeclared_parameter_is_named_with_its_field_when_the_trigger_is_applied() -> None:
     template = RunTemplate.model_validate({"params": {"env": "prod"}, "jobTemplate": TEMPLATE})
-    problem = run_template_errors(template)
+    problem = "; ".join(map(str, run_template_errors(template)))
     assert problem == (
         "spec.runTemplate.jobTemplate.spec.template.spec.containers[0].command[2]: $(params.size) names no parameter "
         "(known: env)"
     )
     declared = RunTemplate.model_validate({"params": {"env": 1, "size": 2}, "jobTemplate": TEMPLATE})
-    assert run_template_errors(declared) is None
-    assert run_template_errors(RunTemplate()) is None
+    assert run_template_errors(declared) == []
+    assert run_template_errors(RunTemplate()) == []
 
 
 def test_unknown_run_fields_and_clashing_parameter_names_are_refused() -> None:
     bad = {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i", "args": ["$(run.uid)"]}]}}}}
-    problem = run_template_errors(RunTemplate.model_validate({"params": {"a-b": 1, "a_b": 2}, "jobTemplate": bad}))
-    assert problem is not None
+    errors = run_template_errors(RunTemplate.model_validate({"params": {"a-b": 1, "a_b": 2}, "jobTemplate": bad}))
+    problem = "; ".join(map(str, errors))
     assert "containers[0].args[0]: $(run.uid) is not one of name, namespace, scheduledFire" in problem
     assert "parameters 'a-b' and 'a_b' would both be STARGRAPH_PARAM_A_B" in problem
     assert env_name("dry.run") == "STARGRAPH_PARAM_DRY_RUN"

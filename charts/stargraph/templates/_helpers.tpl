@@ -159,3 +159,10 @@ Each rule is one thing the code calls — see the chart README's RBAC table befo
   verbs: ["patch"]
 {{- end }}
 {{- end }}
+
+{{/*
+The Secret holding the admission webhook's serving certificate (tls.crt, tls.key; ca.crt when Helm made it).
+*/}}
+{{- define "stargraph.webhookSecretName" -}}
+{{- printf "%s-webhook-tls" (include "stargraph.fullname" .) }}
+{{- end }}

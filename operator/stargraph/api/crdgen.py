@@ -2,7 +2,8 @@
 
 The models in `stargraph.api.v1alpha1` are the single source of truth; this module turns their JSON schemas into
 the *structural* OpenAPI v3 schemas the apiserver demands and adds what only a CRD can say: names, printer
-columns, the status subresource and CEL validation rules. The YAML files in `crds/` are its output, committed so
+columns and the status subresource. CEL validation rules are written on the models (`stargraph.api.cel`) and passed
+on where they stand. The YAML files in `crds/` are its output, committed so
 that `kubectl apply -f crds/` needs no Python:
 
     python -m stargraph.api.crdgen --write crds/    # regenerate after changing the models
@@ -31,7 +32,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, NoDefault
 from pydantic_core import PydanticUndefined, core_schema
 
-from stargraph.api.cron_syntax import EVERY_MESSAGE, MACROS, TZ_MESSAGE
+from stargraph.api.cel import VALIDATIONS
 from stargraph.api.kube_openapi import JOB_TEMPLATE, load_schema
 from stargraph.api.v1alpha1 import (
     GROUP,
@@ -72,7 +73,7 @@ _IGNORED = ("title", "examples", "deprecated", "readOnly", "writeOnly", "$commen
 # Every keyword `_Converter.convert` understands (after resolving $ref, allOf, anyOf, const and uniqueItems).
 _HANDLED = frozenset({
     "description", "type", "format", "enum", "default", "properties", "required", "additionalProperties", "items",
-    "x-kubernetes-int-or-string", "x-kubernetes-list-type", *_CONSTRAINTS, *_IGNORED,
+    "x-kubernetes-int-or-string", "x-kubernetes-list-type", VALIDATIONS, *_CONSTRAINTS, *_IGNORED,
 })
 # fmt: on
 
@@ -103,8 +104,6 @@ class _Kind:
     status: type[BaseModel]
     description: str
     columns: tuple[JsonObject, ...]
-    # CEL rules (`x-kubernetes-validations`) by dotted field path below the object root, e.g. "spec.schedule".
-    rules: Mapping[str, tuple[JsonObject, ...]] = field(default_factory=dict)
     # Other vendor extensions by field path, e.g. list types.
     extensions: Mapping[str, JsonObject] = field(default_factory=dict)
     # Kubernetes types by field path: the field's schema is that type's (`kube_openapi`), its description kept.
@@ -144,22 +143,6 @@ _KINDS: tuple[_Kind, ...] = (
             _READY_COLUMN,
             _AGE,
         ),
-        rules={
-            # The shape only; the operator reads the expression itself (Stalled, InvalidSpec, naming the field).
-            "spec.schedule": (
-                {"rule": "!self.contains('TZ')", "message": TZ_MESSAGE},
-                {"rule": "!self.startsWith('@every ')", "message": EVERY_MESSAGE},
-                {
-                    "rule": f"!self.startsWith('@') || self in [{', '.join(repr(m) for m in MACROS)}]",
-                    "message": f"schedule macros are {', '.join(MACROS)}",
-                },
-                {
-                    "rule": r"self.startsWith('@') || self.matches('^\\s*\\S+(\\s+\\S+){4,5}\\s*$')",
-                    "message": 'schedule must have 5 space-separated fields ("*/5 * * * *"), or 6 with seconds '
-                    'first ("*/10 * * * * *"), or be a macro such as @hourly',
-                },
-            ),
-        },
         extensions={"status.conditions": _CONDITIONS_LIST},
         kube_types={"spec.runTemplate.jobTemplate": JOB_TEMPLATE},
     ),
@@ -177,11 +160,6 @@ _KINDS: tuple[_Kind, ...] = (
             _READY_COLUMN,
             _AGE,
         ),
-        rules={
-            "spec.secretRef.keys": (
-                {"rule": "self.all(k, self.exists_one(j, j == k))", "message": "secretRef.keys must be unique"},
-            ),
-        },
         extensions={"status.conditions": _CONDITIONS_LIST},
         kube_types={"spec.runTemplate.jobTemplate": JOB_TEMPLATE},
     ),
@@ -201,7 +179,6 @@ _KINDS: tuple[_Kind, ...] = (
             _column("Job", ".status.jobRef.name", "string", "The Job of the Run.", priority=1),
             _AGE,
         ),
-        rules={"spec": ({"rule": "self == oldSelf", "message": "Run spec is immutable"},)},
         extensions={"status.conditions": _CONDITIONS_LIST},
     ),
 )
@@ -238,7 +215,8 @@ class _Converter:
         self._defs = defs
 
     def _resolve(self, node: Mapping[str, Any]) -> JsonObject:
-        """Inline `$ref` and single-element `allOf`; keywords beside them (a field's description) win."""
+        """Inline `$ref` and single-element `allOf`; keywords beside them (a field's description) win, except CEL
+        rules: the model's and the field's all apply."""
         node = dict(node)
         while "$ref" in node or "allOf" in node:
             if "$ref" in node:
@@ -252,7 +230,10 @@ class _Converter:
                 if len(parts) != 1:
                     raise ValueError(f"allOf with {len(parts)} schemas is not supported")
                 target = parts[0]
+            rules = [*target.get(VALIDATIONS, ()), *node.get(VALIDATIONS, ())]
             node = {**target, **node}
+            if rules:
+                node[VALIDATIONS] = rules
         return node
 
     def convert(self, raw: Mapping[str, Any], where: str) -> JsonObject:
@@ -321,6 +302,10 @@ class _Converter:
         for key in ("x-kubernetes-int-or-string", "x-kubernetes-list-type"):
             if key in node:
                 out[key] = node[key]
+        if VALIDATIONS in node:
+            # In the order the apiserver documents the keys; pydantic sorts them.
+            keys = ("rule", "message", "fieldPath")
+            out[VALIDATIONS] = [{key: rule[key] for key in keys if key in rule} for rule in node[VALIDATIONS]]
 
         if unknown := sorted(set(node) - _HANDLED):
             raise ValueError(f"{where}: JSON schema keywords {unknown} are not supported by crdgen")
@@ -368,8 +353,6 @@ def _root_schema(kind: _Kind) -> JsonObject:
         node.update({**described, **load_schema(type_name)})
     for path, extension in sorted(kind.extensions.items()):
         _at(root, path).update(copy.deepcopy(extension))
-    for path, rules in sorted(kind.rules.items()):
-        _at(root, path)["x-kubernetes-validations"] = [dict(rule) for rule in rules]
     return root
 
 

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from stargraph.api.cel import Rule, cel
+from stargraph.api.cron_syntax import EVERY_MESSAGE, MACROS, TZ_MESSAGE
 from stargraph.models import IRBase
 
 __all__ = [
@@ -156,6 +158,20 @@ class CronTriggerSpec(ApiModel):
         max_length=256,
         description='Cron expression, read as a Kubernetes CronJob reads it ("*/5 * * * *", "0 9 * * MON-FRI", '
         '"@hourly"), or 6 fields with seconds first ("*/10 * * * * *"). The time zone goes in timeZone.',
+        # The shape only; the operator reads the expression itself (its admission webhook and Stalled conditions).
+        json_schema_extra=cel(
+            Rule("!self.contains('TZ')", TZ_MESSAGE),
+            Rule("!self.startsWith('@every ')", EVERY_MESSAGE),
+            Rule(
+                f"!self.startsWith('@') || self in [{', '.join(repr(m) for m in MACROS)}]",
+                f"schedule macros are {', '.join(MACROS)}",
+            ),
+            Rule(
+                r"self.startsWith('@') || self.matches('^\\s*\\S+(\\s+\\S+){4,5}\\s*$')",
+                'schedule must have 5 space-separated fields ("*/5 * * * *"), or 6 with seconds first '
+                '("*/10 * * * * *"), or be a macro such as @hourly',
+            ),
+        ),
     )
     time_zone: str = Field(default="UTC", max_length=64, description="IANA time zone the schedule is read in.")
     suspend: bool = Field(default=False, description="Stop firing; Runs that exist are kept.")
@@ -228,18 +244,32 @@ class SecretRef(ApiModel):
         min_length=1,
         max_length=5,
         description="Keys of the Secret holding signing secrets; any one verifies (rotation).",
+        json_schema_extra=cel(Rule("self.all(k, self.exists_one(j, j == k))", "secretRef.keys must be unique")),
     )
 
 
 class SignatureSpec(ApiModel):
     """How deliveries are signed."""
 
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            Rule(
+                "!has(self.header) || self.scheme == 'hmac-sha256'",
+                "only the hmac-sha256 scheme reads a signature header; github and standard-webhooks use fixed ones",
+                field_path=".header",
+            )
+        )
+    )
+
     scheme: SignatureScheme = Field(
         default=SignatureScheme.HMAC_SHA256,
         description="hmac-sha256 (header with sha256=<hex>), github (X-Hub-Signature-256) or standard-webhooks.",
     )
-    header: str = Field(
-        default="X-Signature-256", max_length=128, description="The signature header of the hmac-sha256 scheme."
+    header: str | None = Field(
+        default=None,
+        max_length=128,
+        description="hmac-sha256 only: the header holding the signature (default X-Signature-256); the other "
+        "schemes' headers are fixed.",
     )
     tolerance_seconds: int = Field(
         default=300, ge=1, le=86400, description="standard-webhooks: accepted clock skew of webhook-timestamp."
@@ -307,6 +337,8 @@ class TriggerReference(ApiModel):
 
 class RunSpec(ApiModel):
     """A record of one fire; immutable once created."""
+
+    model_config = ConfigDict(json_schema_extra=cel(Rule("self == oldSelf", "Run spec is immutable")))
 
     trigger_ref: TriggerReference
     source: str = Field(

@@ -15,9 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
-from stargraph.api.v1alpha1 import CronTriggerSpec
 from stargraph.clock import Clock
 from stargraph.controller import conditions
 from stargraph.controller.cron_gate import ConcurrencyGate
@@ -30,12 +28,10 @@ from stargraph.controller.run_history import RunHistory
 from stargraph.controller.status_writer import StatusWriter
 from stargraph.fires.keys import trigger_id
 from stargraph.k8s.client import KubeClient
-from stargraph.models import describe_validation_error
 from stargraph.runs import RunIndex, TriggerObject
-from stargraph.runs.jobs import run_template_errors
 from stargraph.triggers.cron import CronTriggerPlugin
-from stargraph.triggers.cron_schedule import ScheduleError
 from stargraph.triggers.specs import CronSpec
+from stargraph.triggers.validation import check_cron_trigger
 
 __all__ = ["CronController"]
 
@@ -113,14 +109,11 @@ class CronController:
         first = known is None or known.uid != uid
         status = body.get("status") or {}
         ref = object_ref(body, CRON)
-        try:
-            spec = CronTriggerSpec.model_validate(body.get("spec") or {})
-        except ValidationError as exc:
-            self._stall(body, reason="InvalidSpec", message=f"spec: {describe_validation_error(exc)}")
+        checked = check_cron_trigger(body.get("spec") or {})
+        if checked.spec is None:
+            self._stall(body, reason=checked.reason, message=checked.message)
             return
-        if problem := run_template_errors(spec.run_template):
-            self._stall(body, reason="InvalidSpec", message=problem)
-            return
+        spec = checked.spec
         trigger = TriggerObject(kind=KIND, name=key[1], namespace=key[0], uid=uid, run_template=spec.run_template)
         if known is not None and not first:
             # What this process recorded may not be written back yet: the object's status can lag behind it.
@@ -158,12 +151,7 @@ class CronController:
             active=[item.get("name", "") for item in status.get("active") or ()],
             last_successful=last_successful,
         )
-        try:
-            schedule = self._plugin.apply(cron_spec, catch_up=first)
-        except ScheduleError as exc:
-            del self._triggers[key]
-            self._stall(body, reason=exc.reason, message=f"spec.{exc}")
-            return
+        schedule = self._plugin.apply(cron_spec, catch_up=first)
         wanted = {
             "observedGeneration": generation,
             "conditions": conditions.conditions_for(

@@ -1,6 +1,7 @@
 """`create_operator_app()`: the serve app with the Kubernetes parts plugged in — the whole operator in one process.
 
-Start-up order: API client → Run index (waits for its first list, so dedupe and catch-up see the Runs that exist)
+Start-up order: the admission webhook (pure validation: it needs nothing from the cluster, so it answers from the
+first moment) → API client → Run index (waits for its first list, so dedupe and catch-up see the Runs that exist)
 → status and Event writers → scheduler and trigger plugins (the serve app) → Secrets watched by metadata only
 (waits for the first list, so no change after a trigger reads its Secret goes unseen) → kopf watches the triggers.
 Shutdown is the reverse, driven by the HTTP server's SIGTERM handling: stop accepting requests, stop kopf and the
@@ -47,12 +48,16 @@ from stargraph.runs.jobs import LABEL_RUN
 from stargraph.runs.kube_sink import KubeRunSink
 from stargraph.scheduler import Scheduler
 from stargraph.serve import App, AppState, create_app
+from stargraph.serve.admission import create_admission_app
+from stargraph.serve.server import serving_tls
+from stargraph.serve.tls import ReloadingCertificate
 from stargraph.triggers.cron import CronTriggerPlugin
 from stargraph.triggers.kinds import KubernetesTrigger, TriggerKind
 from stargraph.triggers.specs import CronSpec
+from stargraph.triggers.validation import SPEC_CHECKS
 from stargraph.triggers.webhook import WebhookTriggerPlugin
 
-__all__ = ["LeaderElection", "OperatorConfig", "create_operator_app"]
+__all__ = ["AdmissionWebhook", "LeaderElection", "OperatorConfig", "create_operator_app"]
 
 log = structlog.get_logger("stargraph.operator")
 
@@ -70,6 +75,15 @@ class LeaderElection:
 
 
 @dataclass(frozen=True)
+class AdmissionWebhook:
+    """Where the validating admission webhook listens (HTTPS, its own port) and the certificate it serves."""
+
+    certificate: ReloadingCertificate
+    host: str = "0.0.0.0"
+    port: int = 9443
+
+
+@dataclass(frozen=True)
 class OperatorConfig:
     credentials: Credentials
     namespaces: Sequence[str] = ()
@@ -80,6 +94,8 @@ class OperatorConfig:
     """Seconds one API request may take (a hung apiserver fails it, and the caller retries)."""
     sync_timeout: float = 60.0
     drain_timeout: float = 20.0
+    admission: AdmissionWebhook | None = None
+    """Serve the admission webhook; None: not served (the apiserver's webhook configuration must not name it)."""
     extra_deps: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -212,7 +228,18 @@ def create_operator_app(config: OperatorConfig) -> App:
     @asynccontextmanager
     async def resources() -> AsyncIterator[Mapping[str, Any]]:
         api_client = KubeClient(config.credentials, timeout=config.api_timeout)
-        async with api_client as api, contextlib.AsyncExitStack() as stack:
+        async with contextlib.AsyncExitStack() as stack:
+            if (admission := config.admission) is not None:
+                port = await stack.enter_async_context(
+                    serving_tls(
+                        create_admission_app(SPEC_CHECKS),
+                        host=admission.host,
+                        port=admission.port,
+                        context=admission.certificate.server_context(),
+                    )
+                )
+                log.info("admission webhook serving", port=port)
+            api = await stack.enter_async_context(api_client)
             wiring.api = api
             wiring.index = RunIndex()
             wiring.status = StatusWriter(api, runs_created=wiring.runs_created)

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
-from stargraph.api.v1alpha1 import DeduplicationKey, WebhookTriggerSpec
+from stargraph.api.v1alpha1 import DeduplicationKey
 from stargraph.clock import Clock
 from stargraph.controller import conditions
 from stargraph.controller.event_recorder import EventRecorder
@@ -38,10 +37,10 @@ from stargraph.k8s.errors import KubeError, NotFound
 from stargraph.k8s.informer import Change
 from stargraph.k8s.paths import path
 from stargraph.metrics import Metrics
-from stargraph.models import describe_validation_error
 from stargraph.runs import RunIndex, SubmitResult, TriggerObject
-from stargraph.runs.jobs import run_template_errors
+from stargraph.triggers.signatures import DEFAULT_SIGNATURE_HEADER
 from stargraph.triggers.specs import WebhookSpec
+from stargraph.triggers.validation import check_webhook_trigger
 from stargraph.triggers.webhook import WebhookTriggerPlugin
 
 __all__ = ["WebhookController"]
@@ -219,12 +218,10 @@ class WebhookController:
         metadata = body["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
         self._unlink((namespace, name))
-        try:
-            spec = WebhookTriggerSpec.model_validate(body.get("spec") or {})
-        except ValidationError as exc:
-            raise _Stalled("InvalidSpec", f"spec: {describe_validation_error(exc)}") from exc
-        if problem := run_template_errors(spec.run_template):
-            raise _Stalled("InvalidSpec", problem)
+        checked = check_webhook_trigger(body.get("spec") or {})
+        if checked.spec is None:
+            raise _Stalled(checked.reason, checked.message)
+        spec = checked.spec
         # Linked before the read: a Secret that appears or changes while the trigger is stalled re-arms it.
         self._secret_of[(namespace, name)] = spec.secret_ref.name
         self._secret_users.setdefault((namespace, spec.secret_ref.name), set()).add(name)
@@ -237,7 +234,7 @@ class WebhookController:
             namespace=namespace,
             scheme=spec.signature.scheme,
             secrets=secrets,
-            signature_header=spec.signature.header,
+            signature_header=spec.signature.header or DEFAULT_SIGNATURE_HEADER,
             tolerance_seconds=spec.signature.tolerance_seconds,
             max_body_bytes=spec.max_body_bytes,
             content_types=tuple(spec.content_types),

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from stargraph.api.v1alpha1 import GROUP, RunTemplate
+from stargraph.models import FieldError
 from stargraph.runs.manifest import LABEL_TRIGGER, LABEL_TRIGGER_KIND, RUN_API_VERSION
 from stargraph.runs.naming import label_value
 
@@ -78,9 +79,9 @@ def _strings(template: Mapping[str, Any], where: str) -> Iterator[tuple[str, str
                     yield f"{at}.env[{j}].value", variable["value"], variable, "value"
 
 
-def reference_errors(template: Mapping[str, Any], *, params: Mapping[str, Any], where: str) -> list[str]:
+def reference_errors(template: Mapping[str, Any], *, params: Mapping[str, Any], where: str) -> list[FieldError]:
     """What in `template` refers to an undeclared parameter or an unknown field of the Run, or clashes in its
-    environment, one message per problem naming the field; empty when the template is sound."""
+    environment, one error per problem naming the field; empty when the template is sound."""
     errors = []
     for path, value, _, _ in _strings(template, where):
         for escaped, scope, name in _REFERENCE.findall(value):
@@ -88,14 +89,14 @@ def reference_errors(template: Mapping[str, Any], *, params: Mapping[str, Any], 
                 continue
             if scope == "params" and name not in params:
                 known = ", ".join(sorted(params)) or "none declared in runTemplate.params"
-                errors.append(f"{path}: $(params.{name}) names no parameter (known: {known})")
+                errors.append(FieldError(path, f"$(params.{name}) names no parameter (known: {known})"))
             elif scope in _BUILT_IN and name not in _BUILT_IN[scope]:
-                errors.append(f"{path}: $({scope}.{name}) is not one of {', '.join(_BUILT_IN[scope])}")
+                errors.append(FieldError(path, f"$({scope}.{name}) is not one of {', '.join(_BUILT_IN[scope])}"))
     by_env: dict[str, str] = {}
     for param in sorted(params):
         other = by_env.setdefault(env_name(param), param)
         if other != param:
-            errors.append(f"{where}: parameters {other!r} and {param!r} would both be {env_name(param)}")
+            errors.append(FieldError(where, f"parameters {other!r} and {param!r} would both be {env_name(param)}"))
     return errors
 
 
@@ -114,12 +115,11 @@ def escape_references(template: Mapping[str, Any], *, where: str) -> tuple[dict[
     return escaped, changed
 
 
-def run_template_errors(template: RunTemplate) -> str | None:
-    """What is wrong with a trigger's `runTemplate.jobTemplate`, as one message naming the fields; None if sound."""
+def run_template_errors(template: RunTemplate) -> list[FieldError]:
+    """What is wrong with a trigger's `runTemplate.jobTemplate`, each naming its field; empty if sound."""
     if not template.job_template:
-        return None
-    errors = reference_errors(template.job_template, params=template.params, where="spec.runTemplate.jobTemplate")
-    return "; ".join(errors) or None
+        return []
+    return reference_errors(template.job_template, params=template.params, where="spec.runTemplate.jobTemplate")
 
 
 def build_job(run: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,7 +132,7 @@ def build_job(run: Mapping[str, Any]) -> dict[str, Any]:
     params: dict[str, Any] = dict(spec.get("params") or {})
     trigger = spec["triggerRef"]
     if errors := reference_errors(template, params=params, where="spec.jobTemplate"):
-        raise InvalidJobTemplate("; ".join(errors))
+        raise InvalidJobTemplate("; ".join(map(str, errors)))
     values = {
         "params": {name: _text(value) for name, value in params.items()},
         "run": {"name": metadata["name"], "namespace": metadata["namespace"], "scheduledFire": spec["scheduledFire"]},

@@ -32,7 +32,7 @@ from stargraph.scheduler import Scheduler
 from stargraph.serve.adapter import mountable
 from stargraph.serve.limits import HTTP_LIMITS
 
-__all__ = ["App", "AppState", "create_app"]
+__all__ = ["App", "AppState", "answer_errors_in_json", "create_app"]
 
 log = structlog.get_logger("stargraph.serve")
 
@@ -76,6 +76,19 @@ def _mountable_routes(outcome: DispatchResult, body_timeout: float) -> DispatchR
         log.error("trigger plugin routes cannot be mounted", plugin=outcome.plugin_name, error=str(exc))
         return DispatchResult(plugin_name=outcome.plugin_name, success=False, error=exc)
     return DispatchResult(plugin_name=outcome.plugin_name, success=True, result=routes)
+
+
+def answer_errors_in_json(app: FastAPI) -> None:
+    """Unknown paths, wrong methods and invalid requests answered with `error_body`, like every other error."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(reason, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body("invalid_request", str(exc.errors())), status_code=400)
 
 
 def create_app(
@@ -142,15 +155,7 @@ def create_app(
                 state.ready = False
 
     app = FastAPI(title="stargraph", lifespan=lifespan, docs_url=None, redoc_url=None)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(reason, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(error_body("invalid_request", str(exc.errors())), status_code=400)
+    answer_errors_in_json(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -13,6 +13,9 @@ import asyncio
 import contextlib
 import http
 import json
+import socket
+import ssl
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
 import h11
@@ -26,7 +29,7 @@ from uvicorn.server import ServerState
 from stargraph.http import error_body
 from stargraph.serve.limits import HTTP_LIMITS
 
-__all__ = ["LimitedH11Protocol", "serve"]
+__all__ = ["LimitedH11Protocol", "serve", "serving_tls"]
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -164,3 +167,55 @@ def serve(app: ASGIApp, *, host: str, port: int, drain_seconds: int | None = Non
         access_log=access_log,
         timeout_graceful_shutdown=drain_seconds,
     )
+
+
+class _Embedded(uvicorn.Server):
+    """A second server in the process, stopped by its owner: the signals belong to the main server (`serve`)."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.listening.set()
+
+
+@contextlib.asynccontextmanager
+async def serving_tls(app: ASGIApp, *, host: str, port: int, context: ssl.SSLContext) -> AsyncIterator[int]:
+    """Serve `app` over TLS with `context` on the running loop while the block runs; yields the bound port.
+
+    `OSError` when the port cannot be bound. On leaving, the connections in progress are answered, then closed.
+    """
+    config = Config(
+        app,
+        host=host,
+        port=port,
+        http=LimitedH11Protocol,
+        ws="none",
+        h11_max_incomplete_event_size=HTTP_LIMITS.max_head_bytes,
+        timeout_keep_alive=HTTP_LIMITS.keep_alive_timeout,
+        log_config=None,
+        lifespan="off",
+        access_log=False,
+        ssl_context_factory=lambda config, default: context,
+    )
+    server = _Embedded(config)
+    task = asyncio.create_task(server.serve(), name=f"tls-server-{port}")
+    listening = asyncio.create_task(server.listening.wait())
+    await asyncio.wait([task, listening], return_when=asyncio.FIRST_COMPLETED)
+    listening.cancel()
+    if not server.started:
+        with contextlib.suppress(SystemExit):  # uvicorn exits the process when it cannot listen
+            await task
+        raise OSError(f"cannot listen on {host}:{port}")
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await task

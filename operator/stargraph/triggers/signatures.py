@@ -41,7 +41,16 @@ from datetime import UTC, datetime, timedelta
 from stargraph.api.v1alpha1 import SignatureScheme
 from stargraph.errors import StargraphError
 
-__all__ = ["SignatureError", "SignatureScheme", "Verification", "parse_secret", "sign", "verify"]
+__all__ = [
+    "DEFAULT_SIGNATURE_HEADER",
+    "SignatureError",
+    "SignatureScheme",
+    "Verification",
+    "parse_secret",
+    "scheme_headers",
+    "sign",
+    "verify",
+]
 
 _MAX_HEADER_CHARS = 8 * 1024
 _MAX_SIGNATURE_ENTRIES = 10
@@ -53,7 +62,8 @@ _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 # Delivery ids end up in idempotency keys, Run payloads and logs, so only short visible ASCII is let through.
 _DELIVERY_ID = re.compile(r"[\x21-\x7e]{1,256}")
 _WHSEC_PREFIX = b"whsec_"
-_DEFAULT_SIGNATURE_HEADER = "x-signature-256"
+DEFAULT_SIGNATURE_HEADER = "x-signature-256"
+"""What the hmac-sha256 scheme reads the signature from unless the trigger names another header."""
 
 
 class SignatureError(StargraphError):
@@ -102,7 +112,7 @@ def verify(
     body: bytes,
     now: datetime,
     tolerance_seconds: int = 300,
-    signature_header: str = _DEFAULT_SIGNATURE_HEADER,
+    signature_header: str = DEFAULT_SIGNATURE_HEADER,
 ) -> Verification:
     """Check the delivery `body` against its `headers` (lower-case names), or raise `SignatureError`.
 
@@ -132,7 +142,7 @@ def sign(
     body: bytes,
     timestamp: datetime | None = None,
     delivery_id: str | None = None,
-    signature_header: str = _DEFAULT_SIGNATURE_HEADER,
+    signature_header: str = DEFAULT_SIGNATURE_HEADER,
 ) -> dict[str, str]:
     """The headers a sender sets for `body`, signed with `key` (as returned by `parse_secret`).
 
@@ -188,6 +198,13 @@ def _verify_standard_webhooks(
     if not _any_match(keys, f"{delivery_id}.{timestamp}.".encode() + body, signatures):
         raise _no_match("webhook-signature")
     return Verification(delivery_id=delivery_id, scheme=SignatureScheme.STANDARD_WEBHOOKS)
+
+
+def scheme_headers(scheme: SignatureScheme, signature_header: str = DEFAULT_SIGNATURE_HEADER) -> tuple[str, ...]:
+    """The headers (lower-case) a scheme reads a delivery's signature and delivery id from."""
+    if scheme == SignatureScheme.STANDARD_WEBHOOKS:
+        return ("webhook-id", "webhook-timestamp", "webhook-signature")
+    return _hex_scheme_headers(scheme, signature_header)
 
 
 def _hex_scheme_headers(scheme: SignatureScheme, signature_header: str) -> tuple[str, str]:
