@@ -303,7 +303,9 @@ MAX_BACKFILL_RUNS = 10_000
 class BackfillTriggerReference(ApiModel):
     """The trigger whose schedule is backfilled, in the Backfill's namespace."""
 
-    kind: str = Field(default="CronTrigger", max_length=63, description="CronTrigger: only schedules can be backfilled.")
+    kind: str = Field(
+        default="CronTrigger", max_length=63, description="CronTrigger: only schedules can be backfilled."
+    )
     name: str = Field(pattern=_DNS_SUBDOMAIN, max_length=253, description="The CronTrigger's name.")
 
 
@@ -332,9 +334,7 @@ class BackfillSpec(ApiModel):
         description="How many of this Backfill's Runs may be unfinished (phase not Succeeded or Failed) at once. "
         "A Run without a jobTemplate stays unfinished until its executor sets its phase.",
     )
-    dry_run: bool = Field(
-        default=False, description="Only compute and report the fires (status): create no Run."
-    )
+    dry_run: bool = Field(default=False, description="Only compute and report the fires (status): create no Run.")
 
 
 class BackfillStatus(ApiModel):
@@ -345,7 +345,9 @@ class BackfillStatus(ApiModel):
     slots: int | None = Field(default=None, description="Fires of the schedule in the range.")
     created: int = Field(default=0, description="Runs this Backfill created.")
     already_existing: int = Field(default=0, description="Fires whose Run existed already (a live or earlier fire).")
-    remaining: int | None = Field(default=None, description="Fires not yet looked at; in a dry run, Runs it would create.")
+    remaining: int | None = Field(
+        default=None, description="Fires not yet looked at; in a dry run, Runs it would create."
+    )
     active: int = Field(default=0, description="Runs of this Backfill not finished yet.")
     last_slot_time: datetime | None = Field(
         default=None, description="The newest fire whose Run exists (created or found); work resumes after it."

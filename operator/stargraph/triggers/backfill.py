@@ -17,7 +17,15 @@ from datetime import datetime, timedelta
 from stargraph.api.v1alpha1 import MAX_BACKFILL_RUNS, BackfillSpec, CronTriggerSpec
 from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError
 
-__all__ = ["BACKFILL_KIND", "COUNT_LIMIT", "BackfillPlan", "FieldError", "backfill_slots", "plan_backfill"]
+__all__ = [
+    "BACKFILL_KIND",
+    "COUNT_LIMIT",
+    "BackfillPlan",
+    "FieldError",
+    "backfill_slots",
+    "plan_backfill",
+    "spec_errors",
+]
 
 BACKFILL_KIND = "CronTrigger"
 """The only kind whose fires can be backfilled: the others have no schedule."""
@@ -62,57 +70,60 @@ def _count(schedule: CronSchedule, *, start: datetime, end: datetime) -> str:
     return f"more than {COUNT_LIMIT}" if found > COUNT_LIMIT else str(found)
 
 
-def plan_backfill(
-    spec: BackfillSpec, *, trigger: CronTriggerSpec | None, created: datetime, trigger_kind: str | None = None
-) -> BackfillPlan:
-    """The fires `spec` backfills, or every error found (each naming its field).
-
-    `trigger` is the spec of the CronTrigger `spec.triggerRef` names, None when there is no such object; `created`
-    is when the Backfill was created (or now, before it is); `trigger_kind` the kind of the object found under that
-    name when it is not a CronTrigger (a caller that looked only for CronTriggers leaves it None).
-    """
+def spec_errors(spec: BackfillSpec) -> list[FieldError]:
+    """What is wrong with `spec` on its own, without reading the trigger (an admission check, the CLI's first one)."""
     errors: list[FieldError] = []
     if spec.to < spec.from_:
         errors.append(
             FieldError(
                 "spec.to",
                 "InvalidRange",
-                f"{spec.to.isoformat()} is before spec.from ({spec.from_.isoformat()}); the range would be empty",
+                f"{spec.to.isoformat()} is before from ({spec.from_.isoformat()}); the range would be empty",
             )
         )
-    kind = spec.trigger_ref.kind
-    if kind != BACKFILL_KIND or (trigger_kind is not None and trigger_kind != BACKFILL_KIND):
+    if spec.trigger_ref.kind != BACKFILL_KIND:
         errors.append(
             FieldError(
                 "spec.triggerRef.kind",
                 "UnsupportedTriggerKind",
-                f"{trigger_kind or kind} has no schedule to backfill; only a {BACKFILL_KIND} can be backfilled",
+                f"{spec.trigger_ref.kind} has no schedule to backfill; only a {BACKFILL_KIND} can be backfilled",
             )
         )
+    return errors
+
+
+def plan_backfill(spec: BackfillSpec, *, trigger: CronTriggerSpec | None, created: datetime) -> BackfillPlan:
+    """The fires `spec` backfills, or every error found (each naming its field).
+
+    `trigger` is the spec of the CronTrigger `spec.triggerRef` names, None when there is no such object; `created`
+    is when the Backfill was created (or now, before it is).
+    """
+    errors = spec_errors(spec)
+    if errors:
         return BackfillPlan(errors=errors)
     if trigger is None:
-        errors.append(
-            FieldError(
-                "spec.triggerRef.name",
-                "TriggerNotFound",
-                f"no {BACKFILL_KIND} named {spec.trigger_ref.name!r} in this namespace; the backfill starts when "
-                "one is created",
-            )
+        return BackfillPlan(
+            errors=[
+                FieldError(
+                    "spec.triggerRef.name",
+                    "TriggerNotFound",
+                    f"no {BACKFILL_KIND} named {spec.trigger_ref.name!r} in this namespace; the backfill starts "
+                    "when one is created",
+                )
+            ]
         )
-        return BackfillPlan(errors=errors)
     try:
         schedule = CronSchedule.parse(trigger.schedule, trigger.time_zone)
     except ScheduleError as exc:
-        errors.append(
-            FieldError(
-                "spec.triggerRef.name",
-                "InvalidTrigger",
-                f"{BACKFILL_KIND} {spec.trigger_ref.name!r} cannot be backfilled: spec.{exc}",
-            )
+        return BackfillPlan(
+            errors=[
+                FieldError(
+                    "spec.triggerRef.name",
+                    "InvalidTrigger",
+                    f"{BACKFILL_KIND} {spec.trigger_ref.name!r} cannot be backfilled: spec.{exc}",
+                )
+            ]
         )
-        return BackfillPlan(errors=errors)
-    if errors:
-        return BackfillPlan(errors=errors)
     end = min(spec.to, created)
     slots = backfill_slots(schedule, start=spec.from_, end=end, limit=spec.max_runs + 1)
     if len(slots) > spec.max_runs:
