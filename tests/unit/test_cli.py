@@ -58,6 +58,17 @@ def test_refused_request_exits_1_with_the_reason(server, capsys) -> None:  # typ
         (["run", "crontrigger/nightly", "--idempotency-key", "not-a-uuid"], "--idempotency-key"),
         (["next", "61 * * * *"], "schedule"),
         (["next", "* * * * *", "--time-zone", "Nowhere/Land"], "timeZone"),
+        (["backfill", "ct/n", "--from", "2026-01-02T00:00:00Z", "--to", "2026-01-01T00:00:00Z"], "--to: "),
+        (["backfill", "ct/n", "--from", "2026-01-01T00:00:00", "--to", "now"], "--from: "),
+        (["backfill", "ct/n", "--from", "yesterday", "--to", "now"], "--from: "),
+        (["backfill", "ct/n", "--from", "2026-01-01T00:00:00Z", "--to", "now", "--max-runs", "0"], "--max-runs: "),
+        (
+            ["backfill", "ct/n", "--from", "2026-01-01T00:00:00Z", "--to", "now", "--parallelism", "0"],
+            "--parallelism: ",
+        ),
+        (["backfill", "wt/n", "--from", "2026-01-01T00:00:00Z", "--to", "now"], "KIND/NAME: WebhookTrigger has no"),
+        (["backfill", "n", "--from", "2026-01-01T00:00:00Z", "--to", "now"], "KIND/NAME: expected"),
+        (["backfill", "ct/n", "--from", "2026-01-01T00:00:00Z", "--to", "now", "--name", "Bad_Name"], "--name: "),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(argv: list[str], named: str, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -25,6 +25,7 @@ MODELS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "CronTrigger": (v1alpha1.CronTriggerSpec, v1alpha1.CronTriggerStatus),
     "WebhookTrigger": (v1alpha1.WebhookTriggerSpec, v1alpha1.WebhookTriggerStatus),
     "Run": (v1alpha1.RunSpec, v1alpha1.RunStatus),
+    "Backfill": (v1alpha1.BackfillSpec, v1alpha1.BackfillStatus),
 }
 
 
@@ -195,6 +196,7 @@ def _apply_defaults(node: dict[str, Any], value: Any) -> Any:
                 "scheduledFire": "2026-01-01T00:00:00Z",
             },
         ),
+        ("Backfill", {"triggerRef": {"name": "t"}, "from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}),
     ],
 )
 def test_apiserver_defaults_agree_with_the_models(kind: str, minimal: dict[str, Any]) -> None:
@@ -240,9 +242,9 @@ def sample_documents() -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_samples_exist() -> None:
-    assert [p.name for p in SAMPLES] == ["crontrigger.yaml", "run.yaml", "webhooktrigger.yaml"]
+    assert [p.name for p in SAMPLES] == ["backfill.yaml", "crontrigger.yaml", "run.yaml", "webhooktrigger.yaml"]
     kinds = sorted(doc["kind"] for _, doc in sample_documents())
-    assert kinds == ["CronTrigger", "Run", "Secret", "WebhookTrigger"]
+    assert kinds == ["Backfill", "CronTrigger", "Run", "Secret", "WebhookTrigger"]
 
 
 @pytest.mark.parametrize(("where", "doc"), sample_documents(), ids=[w for w, _ in sample_documents()])

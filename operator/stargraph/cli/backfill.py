@@ -2,7 +2,7 @@
 
 The checks are the operator's own (`stargraph.triggers.backfill.plan_backfill`, against the trigger as it is now),
 so a range the operator would refuse is refused here, naming the flag, before anything is created. The default
-name is derived from the trigger and the range: asking twice for the same backfill finds the first one.
+name is derived from the trigger and the spec: asking twice for the same backfill finds the first one.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import json
 import re
 import sys
 import time
@@ -44,9 +45,10 @@ def _instant(value: str, flag: str) -> datetime:
     return when
 
 
-def _default_name(trigger: str, start: datetime, end: datetime) -> str:
-    digest = hashlib.sha256(f"{start.isoformat()}\x00{end.isoformat()}".encode()).hexdigest()[:8]
-    return f"{trigger[: 253 - 18].rstrip('-.')}-backfill-{digest}"
+def _default_name(trigger: str, spec: dict[str, Any]) -> str:
+    """`<trigger>-backfill-<8 hex>` (`-dryrun-` for a dry run), the hex a digest of the whole spec."""
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{trigger[: 253 - 18].rstrip('-.')}-{'dryrun' if spec['dryRun'] else 'backfill'}-{digest}"
 
 
 def _spec(args: argparse.Namespace, kind: str, trigger: str) -> dict[str, Any]:
@@ -84,7 +86,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     """Create the Backfill of a CronTrigger's range; print its name; with --wait, follow it until Ready or Stalled."""
     kind, trigger = parse_target(args.trigger, argument="KIND/NAME")
     body = _spec(args, kind, trigger)
-    name = args.name or _default_name(trigger, _instant(body["from"], "--from"), _instant(body["to"], "--to"))
+    name = args.name or _default_name(trigger, body)
     if not _NAME.match(name) or len(name) > 253:
         raise UsageError(f"--name: {name!r} is not a valid object name (lower-case letters, digits, '-' and '.')")
     return asyncio.run(_create(args, name, body))
