@@ -348,7 +348,6 @@ class BackfillStatus(ApiModel):
     remaining: int | None = Field(
         default=None, description="Fires not yet looked at; in a dry run, Runs it would create."
     )
-    active: int = Field(default=0, description="Runs of this Backfill not finished yet.")
     last_slot_time: datetime | None = Field(
         default=None, description="The newest fire whose Run exists (created or found); work resumes after it."
     )

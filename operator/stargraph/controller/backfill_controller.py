@@ -78,6 +78,8 @@ class _Progress:
     existing: int = 0
     last: datetime | None = None
     conditions: list[dict[str, Any]] | None = None
+    written: dict[str, Any] | None = None
+    """The status last handed to the status writer: a wake-up that changes nothing writes nothing."""
 
 
 class _Replan(Exception):
@@ -353,11 +355,13 @@ class BackfillController:
             "created": progress.created,
             "alreadyExisting": progress.existing,
             "remaining": left if remaining is None else remaining,
-            "active": self._runs.unfinished(metadata["namespace"], metadata["name"]),
             "lastSlotTime": fmt(progress.last),
         }
         if planned is not None:
             status["plannedSlots"] = [fmt(slot) for slot in planned]
+        if status == progress.written:
+            return
+        progress.written = status
         self._status.update(
             plural=BACKFILL.plural, namespace=metadata["namespace"], name=metadata["name"], status=status
         )
