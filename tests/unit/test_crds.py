@@ -64,7 +64,12 @@ def test_committed_crd_is_generated_from_the_models(crd: dict[str, Any]) -> None
 def test_crds_directory_holds_exactly_the_generated_files() -> None:
     expected = {crdgen.file_name(crd) for crd in crdgen.generate_crds()}
     assert {path.name for path in CRDS.glob("*.yaml")} == expected
-    assert expected == {"crontriggers.stargraph.io.yaml", "webhooktriggers.stargraph.io.yaml", "runs.stargraph.io.yaml"}
+    assert expected == {
+        "backfills.stargraph.io.yaml",
+        "crontriggers.stargraph.io.yaml",
+        "webhooktriggers.stargraph.io.yaml",
+        "runs.stargraph.io.yaml",
+    }
 
 
 def test_check_passes_on_the_committed_files(capsys: pytest.CaptureFixture[str]) -> None:
