@@ -103,15 +103,18 @@ def unfinished(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def play_executor(api: ApiClient, namespace: str, name: str, *, parallelism: int, timeout: float = 60) -> None:
-    """Finish the Backfill's Runs one by one until it is Ready, checking the bound at every listing."""
+    """Finish the Backfill's Runs one by one until it is Ready; no listing may show more than `parallelism`
+    unfinished (the watch replay in `most_unfinished_at_once` also sees what happened between listings)."""
+    seen: list[int] = []
 
     def step() -> bool:
         runs = unfinished(backfill_runs(api, namespace, name))
-        assert len(runs) <= parallelism, f"{len(runs)} unfinished Runs, parallelism {parallelism}"
+        seen.append(len(runs))
         finish(api, namespace, runs[:1])
         return condition(get_backfill(api, namespace, name), "Ready").get("status") == "True"
 
     eventually(step, timeout=timeout, interval=0.2, what=f"backfill {name} Ready while its Runs are finished")
+    assert max(seen) <= parallelism, f"a listing showed {max(seen)} unfinished Runs, parallelism {parallelism}"
 
 
 def most_unfinished_at_once(api: ApiClient, namespace: str, name: str, since: str) -> int:
