@@ -310,6 +310,37 @@ def test_kill_while_creating_then_restart_counts_every_run_once(
     assert 0 < at_kill < 2000, f"the kill came when {at_kill} Runs existed: not mid-backfill"
 
 
+def test_a_live_trigger_backfilled_up_to_now_has_one_run_per_fire(
+    operators: Operators, kube_api: ApiClient, namespace: str
+) -> None:
+    operators.start()
+    live = create(kube_api, namespace, cron_trigger("live", "* * * * * *"))
+    born = datetime.fromisoformat(live["metadata"]["creationTimestamp"])
+    eventually(lambda: len(list_runs(kube_api, namespace)) >= 3, timeout=10, what="a few live fires")
+    # From before the trigger existed to a minute ahead: fires after the Backfill's creation are the trigger's.
+    create_backfill(
+        kube_api,
+        namespace,
+        backfill("upto", "live", start=born - timedelta(seconds=20), end=born + timedelta(minutes=1), parallelism=500),
+    )
+
+    done = wait_condition(kube_api, namespace, "upto", "Ready")
+    created = datetime.fromisoformat(done["metadata"]["creationTimestamp"])
+    runs = list_runs(kube_api, namespace)
+    assert set(runs_per_fire(runs).values()) == {1}
+    in_range = [run for run in runs if fire_of(run) <= created]
+    expected = [
+        born - timedelta(seconds=20) + timedelta(seconds=s) for s in range(int((created - born).total_seconds()) + 21)
+    ]
+    assert sorted(fire_of(run) for run in in_range) == expected
+    labelled = [run for run in in_range if run["metadata"]["labels"].get(LABEL_BACKFILL) == "upto"]
+    status = done["status"]
+    assert status["slots"] == len(expected)
+    assert (status["created"], status["alreadyExisting"]) == (len(labelled), len(in_range) - len(labelled))
+    assert status["alreadyExisting"] >= 3  # the live fires found, not made again
+    assert {fire_of(run) for run in labelled} >= set(expected[:21])  # before the trigger fired: created
+
+
 def test_cli_creates_follows_and_refuses(
     control_plane: KubeCluster, operators: Operators, kube_api: ApiClient, namespace: str, suspended: dict[str, Any]
 ) -> None:

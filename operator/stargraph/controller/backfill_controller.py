@@ -183,6 +183,7 @@ class BackfillController:
         if body is not None:
             self._by_trigger.get(_trigger_key(body), set()).discard(key)
             self._progress.pop(body["metadata"]["uid"], None)
+            self._done.discard(body["metadata"]["uid"])
         running = self._tasks.pop(key, None)
         if running is not None:
             running[1].cancel()
