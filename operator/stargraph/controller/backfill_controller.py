@@ -2,12 +2,13 @@
 
 Only the leader works (like cron firing); every replica keeps the objects, ready to lead. One task per Backfill
 plans the fires (`triggers.backfill.plan_backfill`: a bad spec, an unknown trigger or too many fires is Stalled,
-naming the field) and submits them oldest first through the scheduler, as live fires are submitted: the same
-event, idempotency key, Run name and annotations, so a fire that already has its Run is found (`alreadyExisting`)
-and a live fire racing the backfill on the same fire makes one Run (the apiserver's 409 settles it). The Runs carry
-the trigger's Run template plus the label `stargraph.io/backfill`.
+naming the field) and submits them oldest first, up to 32 at a time, through the scheduler as live fires are
+submitted: the same event, idempotency key, Run name and annotations, so a fire that already has its Run is found
+(`alreadyExisting`) and a live fire racing the backfill on the same fire makes one Run (the apiserver's 409 settles
+it). The Runs carry the trigger's Run template plus the label `stargraph.io/backfill`.
 
-Progress lives in the Backfill's status: `lastSlotTime` is the newest fire whose Run exists, and a restart (or a new
+Progress lives in the Backfill's status: `lastSlotTime` is the newest fire whose Run exists, with every older one
+accounted in the counts (creations finishing out of order are accounted in fire order), and a restart (or a new
 leader) resumes after it. A Run created just before a crash, whose status write was lost, is found again and counted
 created because it carries the label. A Backfill that is Ready is done and never looked at again.
 
@@ -23,6 +24,8 @@ generation) re-plans the fires not yet done.
 from __future__ import annotations
 
 import asyncio
+from asyncio import FIRST_COMPLETED
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,6 +73,7 @@ Key = tuple[str, str]
 
 _PLANNED_SHOWN = 100  # dry run: how many of the fires that would get a Run the status lists
 _RECHECK_SECONDS = 30.0  # a Backfill waiting for room looks again at least this often, wake-up or not
+_WINDOW = 32  # creations under way at once per Backfill: the operator's scheduler has as many workers
 
 
 @dataclass
@@ -80,6 +84,10 @@ class _Progress:
     conditions: list[dict[str, Any]] | None = None
     written: dict[str, Any] | None = None
     """The status last handed to the status writer: a wake-up that changes nothing writes nothing."""
+
+
+_Window = deque[tuple[datetime, "asyncio.Task[SubmitResult | None]"]]
+"""The fires whose Runs are being created, oldest first."""
 
 
 class _Replan(Exception):
@@ -234,20 +242,23 @@ class BackfillController:
             self._dry_run(body, plan, cron_spec)
             return
         exclusive = trigger.concurrency_policy != ConcurrencyPolicy.ALLOW
-        for slot in plan.slots:
-            if progress.last is not None and slot <= progress.last:
-                continue
-            await self._room(key, body, plan, progress, parallelism=spec.parallelism, exclusive=exclusive)
-            result = await self._submit(body, cron_spec, slot)
-            if result is None:
+        window: _Window = deque()
+        try:
+            for slot in plan.slots:
+                if progress.last is not None and slot <= progress.last:
+                    continue
+                if not await self._room(
+                    key, body, plan, progress, window, parallelism=spec.parallelism, exclusive=exclusive
+                ):
+                    return
+                window.append((slot, asyncio.create_task(self._create(key, body, cron_spec, slot))))
+            if window:
+                await asyncio.wait([task for _, task in window])
+            if not self._settle(key, body, plan, progress, window):
                 return
-            if result.created or self._runs.ours(key[0], key[1], result.run.name):
-                self._runs.created(key[0], key[1], result.run.name)
-                progress.created += 1
-            else:
-                progress.existing += 1
-            progress.last = slot
-            self._report(body, plan, progress, conditions.reconciling(generation, reason="Backfilling", message=""))
+        finally:
+            for _, task in window:
+                task.cancel()  # only the waiting: a creation the scheduler started completes all the same
         message = f"{progress.created} Runs created, {progress.existing} existed already"
         self._report(body, plan, progress, conditions.ready(generation, message=message))
         self._done.add(metadata["uid"])
@@ -276,27 +287,70 @@ class BackfillController:
         body: Mapping[str, Any],
         plan: BackfillPlan,
         progress: _Progress,
+        window: _Window,
         *,
         parallelism: int,
         exclusive: bool,
-    ) -> None:
-        """Wait until the next Run may be created (parallelism, concurrency policy); `_Replan` on a trigger change."""
+    ) -> bool:
+        """Wait until the next Run may be created (parallelism, concurrency policy, the window of creations),
+        accounting the creations that finished meanwhile. False when a Run was refused (the Backfill is Stalled);
+        `_Replan` when the trigger changed (once the creations under way are accounted)."""
         trigger_key = (key[0], CRON.kind.lower(), body["spec"]["triggerRef"]["name"])
         while True:
+            if not self._settle(key, body, plan, progress, window):
+                return False
+            creating = sum(1 for _, task in window if not task.done())
             if key in self._stale:
+                if window:
+                    await asyncio.wait([task for _, task in window])
+                    continue
                 raise _Replan
-            mine = self._runs.unfinished(*key)
-            others = exclusive and any(run.active for run in self._index.runs_of(trigger_key))
-            if mine < parallelism and not others:
-                return
-            why = (
-                "waiting for the trigger's unfinished Runs (its concurrencyPolicy forbids concurrent Runs)"
-                if others
-                else f"waiting: {mine} of this Backfill's Runs unfinished (parallelism {parallelism})"
-            )
+            # A Run being created is unfinished already: it counts against parallelism and the concurrency policy.
+            mine = self._runs.unfinished(*key) + creating
+            others = exclusive and (creating > 0 or any(run.active for run in self._index.runs_of(trigger_key)))
+            if mine < parallelism and not others and len(window) < _WINDOW:
+                return True
+            if not creating:
+                why = (
+                    "waiting for the trigger's unfinished Runs (its concurrencyPolicy forbids concurrent Runs)"
+                    if others
+                    else f"waiting: {mine} of this Backfill's Runs unfinished (parallelism {parallelism})"
+                )
+                generation = body["metadata"].get("generation", 1)
+                waiting = conditions.reconciling(generation, reason="Backfilling", message=why)
+                self._report(body, plan, progress, waiting)
+            changed = asyncio.ensure_future(self._runs.changed(timeout=_RECHECK_SECONDS))
+            await asyncio.wait([changed, *(task for _, task in window if not task.done())], return_when=FIRST_COMPLETED)
+            changed.cancel()
+
+    def _settle(
+        self, key: Key, body: Mapping[str, Any], plan: BackfillPlan, progress: _Progress, window: _Window
+    ) -> bool:
+        """Account the finished creations at the head of the window, in fire order, so that the counts in the status
+        always describe exactly the fires up to `lastSlotTime` (a restart resumes after it and counts nothing twice).
+        False when a Run was refused."""
+        moved = False
+        while window and window[0][1].done():
+            slot, task = window.popleft()
+            result = task.result()  # SchedulerStopped propagates: shutting down
+            if result is None:
+                return False
+            if result.created or self._runs.ours(key[0], key[1], result.run.name):
+                progress.created += 1
+            else:
+                progress.existing += 1
+            progress.last = slot
+            moved = True
+        if moved:
             generation = body["metadata"].get("generation", 1)
-            self._report(body, plan, progress, conditions.reconciling(generation, reason="Backfilling", message=why))
-            await self._runs.changed(timeout=_RECHECK_SECONDS)
+            self._report(body, plan, progress, conditions.reconciling(generation, reason="Backfilling", message=""))
+        return True
+
+    async def _create(self, key: Key, body: Mapping[str, Any], spec: CronSpec, slot: datetime) -> SubmitResult | None:
+        result = await self._submit(body, spec, slot)
+        if result is not None and result.created:
+            self._runs.created(key[0], key[1], result.run.name)
+        return result
 
     async def _submit(self, body: Mapping[str, Any], spec: CronSpec, slot: datetime) -> SubmitResult | None:
         """The fire's Run (created or found); None when the apiserver refused it for good (the Backfill is Stalled)."""
