@@ -49,6 +49,8 @@ WATCH_RULES = [
         "resources": ["crontriggers/status", "webhooktriggers/status"],
         "verbs": ["patch"],
     },
+    {"apiGroups": ["stargraph.io"], "resources": ["backfills"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["stargraph.io"], "resources": ["backfills/status"], "verbs": ["patch"]},
     {"apiGroups": ["stargraph.io"], "resources": ["runs"], "verbs": ["get", "list", "watch", "create", "delete"]},
     {"apiGroups": ["stargraph.io"], "resources": ["runs/status"], "verbs": ["patch"]},
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list", "watch", "create"]},
@@ -539,6 +541,8 @@ def test_the_chart_identity_has_exactly_the_operators_permissions(
             *[(verb, "webhooktriggers.stargraph.io", "-A") for verb in ("get", "list", "watch")],
             ("patch", "crontriggers.stargraph.io", "--subresource=status", "-n", team_a),
             ("patch", "webhooktriggers.stargraph.io", "--subresource=status", "-n", team_b),
+            *[(verb, "backfills.stargraph.io", "-A") for verb in ("get", "list", "watch")],
+            ("patch", "backfills.stargraph.io", "--subresource=status", "-n", team_a),
             *[(verb, "runs.stargraph.io", "-A") for verb in ("get", "list", "watch", "create", "delete")],
             *[(verb, "secrets", "-A") for verb in ("get", "list", "watch")],
             ("create", "events.events.k8s.io", "-n", team_a),
@@ -551,6 +555,7 @@ def test_the_chart_identity_has_exactly_the_operators_permissions(
         refused = [
             *[(verb, "crontriggers.stargraph.io", "-n", team_a) for verb in ("create", "update", "patch", "delete")],
             ("delete", "webhooktriggers.stargraph.io", "-n", team_a),
+            *[(verb, "backfills.stargraph.io", "-n", team_a) for verb in ("create", "update", "patch", "delete")],
             ("update", "crontriggers.stargraph.io", "--subresource=status", "-n", team_a),
             *[(verb, "runs.stargraph.io", "-n", team_a) for verb in ("update", "patch", "deletecollection")],
             *[(verb, "secrets", "-n", team_a) for verb in ("create", "update", "patch", "delete", "deletecollection")],
@@ -582,6 +587,7 @@ def test_the_chart_identity_has_exactly_the_operators_permissions(
             ("list", "secrets", "-A"),
             ("get", "secrets", "-n", release_ns),
             ("list", "crontriggers.stargraph.io", "-A"),
+            ("list", "backfills.stargraph.io", "-A"),
             ("create", "runs.stargraph.io", "-n", team_b),
             ("create", "events.events.k8s.io", "-n", team_b),
             ("create", "leases.coordination.k8s.io", "-n", release_ns),  # leader election is off again

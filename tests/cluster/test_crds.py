@@ -79,6 +79,11 @@ def run_spec(**overrides: Any) -> dict[str, Any]:
     }
 
 
+def backfill_spec(**overrides: Any) -> dict[str, Any]:
+    range_ = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}
+    return {"triggerRef": {"name": "every-ten-seconds"}, **range_, **overrides}
+
+
 def create(api: ApiClient, namespace: str, text: str) -> dict[str, Any]:
     """Create the object in YAML `text` through the API (no kubectl)."""
     body = yaml.safe_load(text)
@@ -119,7 +124,12 @@ def test_crds_are_established_with_names_and_columns(kubectl: Kubectl, kube_api:
         assert conditions.get("Established") == "True" and conditions.get("NamesAccepted") == "True", conditions
         assert live.status.accepted_names.categories == ["stargraph"]
     resources = kubectl.ok("api-resources", "--categories=stargraph", "-o", "name").split()
-    assert sorted(resources) == ["crontriggers.stargraph.io", "runs.stargraph.io", "webhooktriggers.stargraph.io"]
+    assert sorted(resources) == [
+        "backfills.stargraph.io",
+        "crontriggers.stargraph.io",
+        "runs.stargraph.io",
+        "webhooktriggers.stargraph.io",
+    ]
 
 
 def test_kubectl_explain_shows_the_model_descriptions(kubectl: Kubectl) -> None:
@@ -135,7 +145,7 @@ def test_kubectl_explain_shows_the_model_descriptions(kubectl: Kubectl) -> None:
 
 def test_applying_the_crds_again_changes_nothing(kubectl: Kubectl) -> None:
     out = kubectl.ok("apply", "-f", str(CRDS))
-    assert out.count("unchanged") == 3, out
+    assert out.count("unchanged") == len(crdgen.generate_crds()), out
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[p.name for p in SAMPLES])
@@ -212,6 +222,19 @@ def test_sample_passes_server_side_dry_run(kubectl: Kubectl, namespace: str, sam
         pytest.param(
             "Run", run_spec(scheduledFire="tomorrow"), ["spec.scheduledFire", "date-time"], id="run-fire-not-a-time"
         ),
+        pytest.param(
+            "Backfill",
+            backfill_spec(**{"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T23:59:59Z"}),
+            ["spec.to: Invalid value", "spec.to must not be before spec.from"],
+            id="backfill-to-before-from",
+        ),
+        pytest.param(
+            "Backfill",
+            backfill_spec(maxRuns=10_001),
+            ["spec.maxRuns", "should be less than or equal to 10000"],
+            id="backfill-max-runs-above-maximum",
+        ),
+        pytest.param("Backfill", backfill_spec(to="yesterday"), ["spec.to", "date-time"], id="backfill-to-not-a-time"),
     ],
 )
 def test_invalid_object_is_rejected_naming_the_field(
@@ -220,6 +243,13 @@ def test_invalid_object_is_rejected_naming_the_field(
     err = kubectl.fails("create", "-n", namespace, "-f", "-", stdin=manifest(kind, "invalid", spec))
     for fragment in expected:
         assert fragment in err, err
+
+
+def test_backfill_spec_is_immutable_and_a_range_of_one_instant_is_accepted(kubectl: Kubectl, namespace: str) -> None:
+    instant = backfill_spec(**{"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"})
+    kubectl.ok("create", "-n", namespace, "-f", "-", stdin=manifest("Backfill", "b1", instant))
+    err = kubectl.fails("patch", "backfill", "b1", "-n", namespace, "--type=merge", "-p", '{"spec":{"maxRuns":7}}')
+    assert "spec: Invalid value" in err and "Backfill spec is immutable" in err, err
 
 
 def test_run_spec_is_immutable_but_metadata_and_status_are_not(kubectl: Kubectl, namespace: str) -> None:

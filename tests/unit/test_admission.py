@@ -263,3 +263,15 @@ def test_a_certificate_that_does_not_load_is_an_error_at_start(tmp_path: Path) -
     (tmp_path / "tls.key").write_text("not a key")
     with pytest.raises(ssl.SSLError):
         ReloadingCertificate(tmp_path / "tls.crt", tmp_path / "tls.key")
+
+
+async def test_a_backfill_of_a_kind_without_a_schedule_is_refused_naming_the_field() -> None:
+    kind = {**CRON, "kind": "Backfill"}
+    spec = {"triggerRef": {"kind": "WebhookTrigger", "name": "push"}, "from": "2026-01-01T00:00:00Z"}
+    refused = await answer(review({**spec, "to": "2026-01-02T00:00:00Z"}, kind=kind))
+    assert refused["allowed"] is False
+    assert refused["status"]["message"].startswith("spec.triggerRef.kind: WebhookTrigger has no schedule to backfill")
+    reversed_range = {**spec, "triggerRef": {"kind": "CronTrigger", "name": "n"}, "to": "2025-12-31T00:00:00Z"}
+    assert (await answer(review(reversed_range, kind=kind)))["status"]["message"].startswith("spec.to: ")
+    admitted = {**reversed_range, "to": "2026-01-02T00:00:00Z"}
+    assert (await answer(review(admitted, kind=kind)))["allowed"] is True

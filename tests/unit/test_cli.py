@@ -67,6 +67,17 @@ def test_refused_request_exits_1_with_the_reason(server, capsys) -> None:  # typ
         (["operator", "--tls-cert-dir", "/nonexistent"], "--tls-cert-dir: cannot load the certificate"),
         (["operator", "--tls-cert-dir", "d", "--tls-key-file", "k"], "--tls-cert-dir: give either it"),
         (["operator", "--admission-port", "70000", "--tls-cert-dir", "d"], "--admission-port: 70000"),
+        (["backfill", "ct/n", "--from", "2026-01-02T00:00:00Z", "--to", "2026-01-01T00:00:00Z"], "--to: "),
+        (["backfill", "ct/n", "--from", "2026-01-01T00:00:00", "--to", "now"], "--from: "),
+        (["backfill", "ct/n", "--from", "yesterday", "--to", "now"], "--from: "),
+        (["backfill", "ct/n", "--from", "2026-01-01T00:00:00Z", "--to", "now", "--max-runs", "0"], "--max-runs: "),
+        (
+            ["backfill", "ct/n", "--from", "2026-01-01T00:00:00Z", "--to", "now", "--parallelism", "0"],
+            "--parallelism: ",
+        ),
+        (["backfill", "wt/n", "--from", "2026-01-01T00:00:00Z", "--to", "now"], "KIND/NAME: WebhookTrigger has no"),
+        (["backfill", "n", "--from", "2026-01-01T00:00:00Z", "--to", "now"], "KIND/NAME: expected"),
+        (["backfill", "ct/n", "--from", "2026-01-01T00:00:00Z", "--to", "now", "--name", "Bad_Name"], "--name: "),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(argv: list[str], named: str, capsys) -> None:  # type: ignore[no-untyped-def]

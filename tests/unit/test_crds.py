@@ -25,6 +25,7 @@ MODELS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
     "CronTrigger": (v1alpha1.CronTriggerSpec, v1alpha1.CronTriggerStatus),
     "WebhookTrigger": (v1alpha1.WebhookTriggerSpec, v1alpha1.WebhookTriggerStatus),
     "Run": (v1alpha1.RunSpec, v1alpha1.RunStatus),
+    "Backfill": (v1alpha1.BackfillSpec, v1alpha1.BackfillStatus),
 }
 
 
@@ -63,7 +64,12 @@ def test_committed_crd_is_generated_from_the_models(crd: dict[str, Any]) -> None
 def test_crds_directory_holds_exactly_the_generated_files() -> None:
     expected = {crdgen.file_name(crd) for crd in crdgen.generate_crds()}
     assert {path.name for path in CRDS.glob("*.yaml")} == expected
-    assert expected == {"crontriggers.stargraph.io.yaml", "webhooktriggers.stargraph.io.yaml", "runs.stargraph.io.yaml"}
+    assert expected == {
+        "backfills.stargraph.io.yaml",
+        "crontriggers.stargraph.io.yaml",
+        "webhooktriggers.stargraph.io.yaml",
+        "runs.stargraph.io.yaml",
+    }
 
 
 def test_check_passes_on_the_committed_files(capsys: pytest.CaptureFixture[str]) -> None:
@@ -195,6 +201,7 @@ def _apply_defaults(node: dict[str, Any], value: Any) -> Any:
                 "scheduledFire": "2026-01-01T00:00:00Z",
             },
         ),
+        ("Backfill", {"triggerRef": {"name": "t"}, "from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}),
     ],
 )
 def test_apiserver_defaults_agree_with_the_models(kind: str, minimal: dict[str, Any]) -> None:
@@ -241,13 +248,14 @@ def sample_documents() -> list[tuple[str, dict[str, Any]]]:
 
 def test_samples_exist() -> None:
     assert [p.name for p in SAMPLES] == [
+        "backfill.yaml",
         "crontrigger-nightly.yaml",
         "crontrigger.yaml",
         "run.yaml",
         "webhooktrigger.yaml",
     ]
     kinds = sorted(doc["kind"] for _, doc in sample_documents())
-    assert kinds == ["CronTrigger", "CronTrigger", "Run", "Secret", "WebhookTrigger"]
+    assert kinds == ["Backfill", "CronTrigger", "CronTrigger", "Run", "Secret", "WebhookTrigger"]
 
 
 @pytest.mark.parametrize(("where", "doc"), sample_documents(), ids=[w for w, _ in sample_documents()])

@@ -125,6 +125,13 @@ Each rule is one thing the code calls — see the chart README's RBAC table befo
 - apiGroups: ["stargraph.io"]
   resources: ["crontriggers/status", "webhooktriggers/status"]
   verbs: ["patch"]
+# Backfills are read like triggers; their progress is written to the status subresource only.
+- apiGroups: ["stargraph.io"]
+  resources: ["backfills"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["stargraph.io"]
+  resources: ["backfills/status"]
+  verbs: ["patch"]
 # Runs are the operator's output: an informer indexes them for dedupe and catch-up, a create answered 409 is read
 # back to return the existing Run, and Runs beyond the history limits are deleted.
 - apiGroups: ["stargraph.io"]

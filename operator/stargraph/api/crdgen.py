@@ -37,6 +37,8 @@ from stargraph.api.kube_openapi import JOB_TEMPLATE, load_schema
 from stargraph.api.v1alpha1 import (
     GROUP,
     VERSION,
+    BackfillSpec,
+    BackfillStatus,
     CronTriggerSpec,
     CronTriggerStatus,
     RunSpec,
@@ -177,6 +179,23 @@ _KINDS: tuple[_Kind, ...] = (
             _column("Duration", ".status.duration", "string", "From start to completion."),
             _column("Scheduled", ".spec.scheduledFire", "date", "The nominal fire time."),
             _column("Job", ".status.jobRef.name", "string", "The Job of the Run.", priority=1),
+            _AGE,
+        ),
+        extensions={"status.conditions": _CONDITIONS_LIST},
+    ),
+    _Kind(
+        kind="Backfill",
+        plural="backfills",
+        short_names=("bf",),
+        spec=BackfillSpec,
+        status=BackfillStatus,
+        description="Backfill creates the Runs of every fire of a CronTrigger's schedule in a past range, once each.",
+        columns=(
+            _column("Trigger", ".spec.triggerRef.name", "string", "The CronTrigger whose schedule is backfilled."),
+            _column("Created", ".status.created", "integer", "Runs this Backfill created."),
+            _column("Existing", ".status.alreadyExisting", "integer", "Fires whose Run existed already."),
+            _column("Remaining", ".status.remaining", "integer", "Fires not yet looked at."),
+            _READY_COLUMN,
             _AGE,
         ),
         extensions={"status.conditions": _CONDITIONS_LIST},
@@ -387,7 +406,7 @@ def _crd(kind: _Kind) -> JsonObject:
 
 
 def generate_crds() -> list[JsonObject]:
-    """The CRDs of CronTrigger, WebhookTrigger and Run, as dicts ready for YAML or the API."""
+    """The CRDs of every kind (CronTrigger, WebhookTrigger, Run, Backfill), as dicts ready for YAML or the API."""
     return [_crd(kind) for kind in _KINDS]
 
 

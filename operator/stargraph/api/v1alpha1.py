@@ -1,4 +1,4 @@
-"""`stargraph.io/v1alpha1`: CronTrigger, WebhookTrigger and Run, as pydantic models.
+"""`stargraph.io/v1alpha1`: CronTrigger, WebhookTrigger, Run and Backfill, as pydantic models.
 
 These models are the single source of truth: the CRDs in `crds/` are generated from them (`stargraph.api.crdgen`),
 and the operator validates every object it reads with them, so the apiserver's schema and the operator's idea of
@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from stargraph.api.cel import Rule, cel
@@ -21,7 +21,11 @@ from stargraph.models import IRBase
 
 __all__ = [
     "GROUP",
+    "MAX_BACKFILL_RUNS",
     "VERSION",
+    "BackfillSpec",
+    "BackfillStatus",
+    "BackfillTriggerReference",
     "CatchUpPolicy",
     "ConcurrencyPolicy",
     "Condition",
@@ -369,4 +373,72 @@ class RunStatus(ApiModel):
     observed_generation: int | None = Field(default=None, description="The metadata.generation the status is for.")
     conditions: list[Condition] = Field(
         default_factory=list, description="Ready (Succeeded), Stalled (Failed) and Reconciling (otherwise)."
+    )
+
+
+MAX_BACKFILL_RUNS = 10_000
+"""The most Runs one Backfill may create (`maxRuns` at most): a larger range is several Backfills."""
+
+
+class BackfillTriggerReference(ApiModel):
+    """The trigger whose schedule is backfilled, in the Backfill's namespace."""
+
+    kind: str = Field(
+        default="CronTrigger", max_length=63, description="CronTrigger: only schedules can be backfilled."
+    )
+    name: str = Field(pattern=_DNS_SUBDOMAIN, max_length=253, description="The CronTrigger's name.")
+
+
+class BackfillSpec(ApiModel):
+    """Create the Runs of every fire of a CronTrigger's schedule in a past range; immutable once created."""
+
+    # The operator checks the same (`stargraph.triggers.backfill`), for objects applied without these rules.
+    model_config = ConfigDict(
+        json_schema_extra=cel(
+            Rule("self == oldSelf", "Backfill spec is immutable; create another Backfill"),
+            Rule("self.to >= self.from", "spec.to must not be before spec.from", field_path=".to"),
+        )
+    )
+
+    trigger_ref: BackfillTriggerReference
+    from_: AwareDatetime = Field(
+        alias="from",
+        description="Start of the range (RFC 3339), inclusive: a fire exactly at this instant is backfilled.",
+    )
+    to: AwareDatetime = Field(
+        description="End of the range (RFC 3339), inclusive: a fire exactly at this instant is backfilled. Fires "
+        "after the Backfill's creation are left to the trigger.",
+    )
+    max_runs: int = Field(
+        default=100,
+        ge=1,
+        le=MAX_BACKFILL_RUNS,
+        description="A range with more fires than this is refused (Stalled, naming how many it holds).",
+    )
+    parallelism: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_BACKFILL_RUNS,
+        description="How many of this Backfill's Runs may be unfinished (phase not Succeeded or Failed) at once. "
+        "A Run without a jobTemplate stays unfinished until its executor sets its phase.",
+    )
+    dry_run: bool = Field(default=False, description="Only compute and report the fires (status): create no Run.")
+
+
+class BackfillStatus(ApiModel):
+    """Progress of a Backfill, written by the operator."""
+
+    observed_generation: int | None = Field(default=None, description="The metadata.generation the status is for.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready, Reconciling and Stalled.")
+    slots: int | None = Field(default=None, description="Fires of the schedule in the range.")
+    created: int = Field(default=0, description="Runs this Backfill created.")
+    already_existing: int = Field(default=0, description="Fires whose Run existed already (a live or earlier fire).")
+    remaining: int | None = Field(
+        default=None, description="Fires not yet looked at; in a dry run, Runs it would create."
+    )
+    last_slot_time: datetime | None = Field(
+        default=None, description="The newest fire whose Run exists (created or found); work resumes after it."
+    )
+    planned_slots: list[datetime] = Field(
+        default_factory=list, description="Dry run: the first 100 fires that would get a Run, oldest first."
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 from stargraph.fires.keys import format_fire_time
 
-__all__ = ["conditions_for", "ready", "same", "stalled"]
+__all__ = ["conditions_for", "ready", "reconciling", "same", "stalled"]
 
 Condition = dict[str, Any]
 
@@ -27,6 +27,15 @@ def ready(generation: int, *, message: str = "") -> list[Condition]:
         _condition("Ready", "True", "Reconciled", message, generation),
         _condition("Reconciling", "False", "Reconciled", "", generation),
         _condition("Stalled", "False", "Reconciled", "", generation),
+    ]
+
+
+def reconciling(generation: int, *, reason: str, message: str) -> list[Condition]:
+    """Work under way that needs nothing from anyone: not ready yet, not stuck either."""
+    return [
+        _condition("Ready", "False", reason, message, generation),
+        _condition("Reconciling", "True", reason, message, generation),
+        _condition("Stalled", "False", reason, "", generation),
     ]
 
 

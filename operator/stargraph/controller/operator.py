@@ -26,6 +26,8 @@ import structlog
 from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.clock import SystemClock
 from stargraph.controller.authorizer import KubeAuthorizer
+from stargraph.controller.backfill_controller import BACKFILL, BackfillController
+from stargraph.controller.backfill_runs import BackfillRuns
 from stargraph.controller.burst_gate import BurstGate, Stage
 from stargraph.controller.cron_controller import CronController
 from stargraph.controller.event_recorder import EventRecorder
@@ -127,6 +129,7 @@ class _Wiring:
     jobs: RunJobs
 
     def __init__(self) -> None:
+        self.backfill_runs = BackfillRuns()
         self.webhooks: WebhookController | None = None
         self.scheduler: Scheduler | None = None
         self.kinds: dict[str, TriggerKind] = dict(BUILT_IN_KINDS)
@@ -144,6 +147,7 @@ class _Wiring:
     def run_changed(self, change: str, body: dict[str, Any]) -> None:
         self.index.on_change(change, body)
         self.jobs.run_changed(change, body)
+        self.backfill_runs.run_changed(change, body)
 
     def on_result(self, event: TriggerEvent, result: SubmitResult) -> None:
         if self.webhooks is not None and split_trigger_id(event.trigger_id)[0] == "webhook":
@@ -167,7 +171,7 @@ class _Wiring:
 
 
 class _Leading(Protocol):
-    """What acts only while this replica leads: cron firing and the Jobs of Runs."""
+    """What acts only while this replica leads: cron firing, the Jobs of Runs and backfills."""
 
     async def lead(self) -> None: ...
 
@@ -314,15 +318,27 @@ def create_operator_app(config: OperatorConfig) -> App:
             index=wiring.index,
             runs_created=wiring.runs_created,
         )
+        backfills = BackfillController(
+            api=wiring.api,
+            scheduler=state.scheduler,
+            index=wiring.index,
+            runs=wiring.backfill_runs,
+            status=wiring.status,
+            events=wiring.events,
+            clock=clock,
+            leading=config.leader_election is None,
+        )
         await cron.start()
         await webhooks.start()
 
         async def reconcile_cron(event_type: str | None, body: dict[str, Any]) -> None:
             cron.reconcile(event_type, body)
+            backfills.trigger_changed(event_type, body)
 
         watches = [
             Watch(CRON.group, CRON.version, CRON.plural, reconcile_cron),
             Watch(WEBHOOK.group, WEBHOOK.version, WEBHOOK.plural, webhooks.reconcile),
+            Watch(BACKFILL.group, BACKFILL.version, BACKFILL.plural, backfills.reconcile),
         ]
         for plugin in _kubernetes_triggers(state):
             controller = KindController(plugin=plugin, status=wiring.status, events=wiring.events, clock=clock)
@@ -339,7 +355,7 @@ def create_operator_app(config: OperatorConfig) -> App:
             # What start-up built lives as long as the process: out of the collector's way, later collections stay
             # short.
             gc.freeze()
-            election = _elect(config.leader_election, wiring.api, [cron, wiring.jobs], state)
+            election = _elect(config.leader_election, wiring.api, [cron, wiring.jobs, backfills], state)
             try:
                 yield
             finally:
@@ -347,6 +363,7 @@ def create_operator_app(config: OperatorConfig) -> App:
                     election.cancel()  # stops firing and releases the Lease, so a successor takes over at once
                     await asyncio.gather(election, return_exceptions=True)
                 await runner.stop()
+                await backfills.stop()
         finally:
             for task in secret_tasks:
                 task.cancel()

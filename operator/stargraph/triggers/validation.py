@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from stargraph.api.v1alpha1 import (
+    BackfillSpec,
     CatchUpPolicy,
     CronTriggerSpec,
     EventFilter,
@@ -30,6 +31,7 @@ from stargraph.api.v1alpha1 import (
 )
 from stargraph.models import FieldError, field_errors
 from stargraph.runs.jobs import run_template_errors
+from stargraph.triggers.backfill import spec_errors
 from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError
 from stargraph.triggers.signatures import DEFAULT_SIGNATURE_HEADER, scheme_headers
 from stargraph.triggers.webhook import PASSED_BODY_MAX
@@ -38,6 +40,7 @@ __all__ = [
     "SPEC_CHECKS",
     "Check",
     "SpecCheck",
+    "check_backfill",
     "check_cron_trigger",
     "check_webhook_trigger",
     "errors_only",
@@ -168,8 +171,18 @@ def check_webhook_trigger(spec: Mapping[str, Any]) -> SpecCheck[WebhookTriggerSp
     return _result(webhook, errors, warnings)
 
 
+def check_backfill(spec: Mapping[str, Any]) -> SpecCheck[BackfillSpec]:
+    """The range and the trigger's kind; whether the trigger exists and how many fires the range holds is the
+    operator's to say (it reads the trigger), as the Backfill's Stalled condition."""
+    parsed = _parse(BackfillSpec, spec)
+    if parsed.spec is None:
+        return parsed
+    return _result(parsed.spec, spec_errors(parsed.spec), [])
+
+
 SPEC_CHECKS: Mapping[str, Check] = {
     "CronTrigger": check_cron_trigger,
     "WebhookTrigger": check_webhook_trigger,
+    "Backfill": check_backfill,
 }
 """The check of each stargraph.io kind, by kind; admission allows kinds not listed here."""
