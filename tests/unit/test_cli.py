@@ -58,6 +58,12 @@ def test_refused_request_exits_1_with_the_reason(server, capsys) -> None:  # typ
         (["run", "crontrigger/nightly", "--idempotency-key", "not-a-uuid"], "--idempotency-key"),
         (["next", "61 * * * *"], "schedule"),
         (["next", "* * * * *", "--time-zone", "Nowhere/Land"], "timeZone"),
+        (["history", "nightly"], "crontrigger/NAME"),
+        (["history", "webhooktrigger/push"], "crontrigger/NAME"),
+        (["history", "crontrigger/nightly", "-o", "wide"], "--output"),
+        (["describe", "cronjob/nightly"], "KIND/NAME"),
+        (["describe", "crontrigger/nightly", "--next", "-1"], "--next"),
+        (["completion", "fish"], "shell"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(argv: list[str], named: str, capsys) -> None:  # type: ignore[no-untyped-def]

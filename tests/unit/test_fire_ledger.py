@@ -44,7 +44,12 @@ def test_newest_fire_first_and_a_late_outcome_goes_in_its_place() -> None:
     for fire in (at(0), at(10), at(30)):
         ledger.add(fire, created(fire))
     ledger.add(at(20), created(at(20)))  # a catch-up fire created after a newer one
-    assert times(ledger) == ["2026-12-01T02:30:30Z", "2026-12-01T02:30:20Z", "2026-12-01T02:30:10Z", "2026-12-01T02:30:00Z"]
+    assert times(ledger) == [
+        "2026-12-01T02:30:30Z",
+        "2026-12-01T02:30:20Z",
+        "2026-12-01T02:30:10Z",
+        "2026-12-01T02:30:00Z",
+    ]
 
 
 def test_only_the_newest_limit_fires_are_kept() -> None:
@@ -148,7 +153,9 @@ def reports(*, deadline: int | None = None) -> tuple[CronReports, Writes, Manual
 
 
 def run_ref(name: str) -> RunRef:
-    return RunRef(name=name, namespace="team-a", idempotency_key=name, trigger_id="cron:team-a/nightly", payload_sha256="")
+    return RunRef(
+        name=name, namespace="team-a", idempotency_key=name, trigger_id="cron:team-a/nightly", payload_sha256=""
+    )
 
 
 def test_each_outcome_is_one_status_patch_that_carries_the_whole_ledger() -> None:

@@ -47,8 +47,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def _fields(pairs: list[tuple[str, object]]) -> list[str]:
-    width = max(len(label) for label, _ in pairs) + 2
-    return [f"{label + ':':<{width}}{value}" for label, value in pairs]
+    return [f"{label + ':':<15}{value}" for label, value in pairs]
 
 
 def _cron(trigger: Mapping[str, Any], status: Mapping[str, Any], *, next_fires: int) -> list[str]:
