@@ -181,7 +181,10 @@ class FireRecord(ApiModel):
         default=None, ge=1, description="Missed: how many fires this entry stands for (catch-up after an outage)."
     )
     delay_milliseconds: int | None = Field(
-        default=None, ge=0, description="From the nominal instant to the outcome (to the Run's creation if Created)."
+        default=None,
+        ge=0,
+        description="From the nominal instant to when the outcome was recorded (for Created: the Run "
+        "had just been created).",
     )
     reason: str | None = Field(
         default=None,
