@@ -14,7 +14,7 @@ from typing import Any
 
 from stargraph.cli.common import UsageError, fail, parse_target
 
-__all__ = ["TriggerObjects", "format_delay", "kind_plural", "ledger_rows", "read_trigger", "table"]
+__all__ = ["TriggerObjects", "format_delay", "kind_plural", "ledger_table", "read_trigger", "table"]
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,8 @@ def format_delay(milliseconds: object) -> str:
     return f"{hours}h{minutes}m{seconds}s" if hours else f"{minutes}m{seconds}s"
 
 
-def ledger_rows(entries: Sequence[Mapping[str, Any]]) -> list[list[str]]:
-    """One row per `status.recentFires` entry: scheduled time, outcome, Run, delay, message."""
+def ledger_table(entries: Sequence[Mapping[str, Any]], *, indent: str = "") -> str:
+    """`status.recentFires` as a table, one row per entry: scheduled time, outcome, Run, delay, message."""
     rows = []
     for entry in entries:
         outcome = str(entry.get("outcome", ""))
@@ -101,7 +101,7 @@ def ledger_rows(entries: Sequence[Mapping[str, Any]]) -> list[list[str]]:
                 detail,
             ]
         )
-    return rows
+    return table(("SCHEDULED", "OUTCOME", "RUN", "DELAY", "MESSAGE"), rows, indent=indent)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, indent: str = "") -> str:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from stargraph.cli.cluster import kind_plural, ledger_rows, read_trigger, table
+from stargraph.cli.cluster import kind_plural, ledger_table, read_trigger, table
 from stargraph.cli.common import UsageError, add_kubeconfig_arguments
 
 __all__ = ["register"]
@@ -36,11 +36,7 @@ def cmd_describe(args: argparse.Namespace) -> int:
     if kind == "CronTrigger":
         entries = status.get("recentFires") or []
         lines += ["", f"Last fires (newest first; all of them: stargraph history crontrigger/{name}):"]
-        lines.append(
-            table(("SCHEDULED", "OUTCOME", "RUN", "DELAY", "MESSAGE"), ledger_rows(entries[:_LAST_FIRES]), indent="  ")
-            if entries
-            else "  none yet"
-        )
+        lines.append(ledger_table(entries[:_LAST_FIRES], indent="  ") if entries else "  none yet")
     lines += ["", "Runs (newest first):", _runs(objects.runs)]
     print("\n".join(lines))
     return 0

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from stargraph.cli.cluster import kind_plural, ledger_rows, read_trigger, table
+from stargraph.cli.cluster import kind_plural, ledger_table, read_trigger
 from stargraph.cli.common import add_kubeconfig_arguments
 
 __all__ = ["register"]
-
-HEADERS = ("SCHEDULED", "OUTCOME", "RUN", "DELAY", "MESSAGE")
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -25,7 +23,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(entries, sort_keys=False), end="")
     elif entries:
-        print(table(HEADERS, ledger_rows(entries)))
+        print(ledger_table(entries))
     else:
         print(f"no fires recorded for crontrigger/{name} in {args.namespace} yet")
     return 0
