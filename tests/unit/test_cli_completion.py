@@ -117,8 +117,10 @@ def test_bash_sources_the_script_and_completes_from_the_parser(tmp_path: Path, c
 
 
 ZSH_ASK = """
+if [[ $1 == fpath ]]; then fpath=(${2:h} $fpath); fi
 autoload -U compinit && compinit -u -D
-source "$1"; shift
+if [[ $1 == source ]]; then source "$2"; fi
+shift 2
 cd "$1"; shift
 print -r -- "registered:$_comps[stargraph]:$_comps[kubectl-stargraph]"
 compadd() { print -r -- "compadd $*"; }
@@ -128,15 +130,18 @@ _stargraph
 """
 
 
-def test_zsh_sources_the_script_and_completes_from_the_parser(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("install", ["source", "fpath"])
+def test_zsh_loads_the_script_and_completes_from_the_parser(install: str, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     zsh = shutil.which("zsh")
     if zsh is None:
         pytest.skip("zsh is not installed (apt-get install zsh)")
-    path = script("zsh", tmp_path, capsys)
+    functions = tmp_path / "functions"
+    functions.mkdir()
+    path = script("zsh", tmp_path, capsys).rename(functions / "_stargraph")  # the name $fpath needs
 
     def ask(*words: str) -> list[str]:
         done = subprocess.run(
-            [zsh, "-f", "-c", ZSH_ASK, str(path), str(tmp_path), *words],
+            [zsh, "-f", "-c", ZSH_ASK, install, str(path), str(tmp_path), *words],
             capture_output=True,
             text=True,
             check=True,

@@ -147,7 +147,7 @@ _stargraph() {
         _files
     fi
 }
-if [[ $zsh_eval_context[-1] == loadautoload ]]; then
+if [[ $funcstack[1] == _stargraph ]]; then  # autoloaded from $fpath: this file is the function's first call
     _stargraph "$@"
 else
     compdef _stargraph stargraph kubectl-stargraph
