@@ -36,8 +36,9 @@ def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
         (["completion", ""], ["bash", "zsh"], NO_FILES),
         (["describe", "--k"], ["--kubeconfig"], NO_FILES),
         (["describe", "--kubeconfig", ""], [], 0),  # a file
-        (["convert", "cronjob/x", ""], [], 0),  # more files: nargs="+"
-        (["describe", "crontrigger/x", ""], [], 0),  # nothing more is expected; the shell may offer files
+        (["convert", "cronjob/x", ""], ["cronjob/"], NO_SPACE),  # nargs="+", and files too
+        (["convert", "x.yaml", "cronjob/"], ["cronjob/"], NO_SPACE),
+        (["describe", "crontrigger/x", ""], [], NO_FILES),  # nothing more is expected
     ],
 )
 def test_candidates_for_the_word_being_typed(words: list[str], candidates: list[str], directive: int) -> None:
@@ -113,7 +114,7 @@ def test_bash_sources_the_script_and_completes_from_the_parser(tmp_path: Path, c
     ]
     assert ask("describe", "")[:2] == ["crontrigger/", "webhooktrigger/"]
     assert ask("history", "crontrigger/nightly", "-o", "y")[0] == "yaml"
-    assert ask("convert", "cron")[0] == "cronjobs.yaml"  # no candidate: file names
+    assert ask("convert", "cron")[:2] == ["cronjob/", "cronjobs.yaml"]  # FILE|-|cronjob/NAME: both
 
 
 ZSH_ASK = """
@@ -141,7 +142,7 @@ def test_zsh_loads_the_script_and_completes_from_the_parser(install: str, tmp_pa
 
     def ask(*words: str) -> list[str]:
         done = subprocess.run(
-            [zsh, "-f", "-c", ZSH_ASK, install, str(path), str(tmp_path), *words],
+            [zsh, "-f", "-c", ZSH_ASK, "ask", install, str(path), str(tmp_path), *words],
             capture_output=True,
             text=True,
             check=True,

@@ -4,7 +4,8 @@ The scripts are thin: at each TAB they hand the words typed so far to `complete(
 so every command, flag and choice is completed as the installed stargraph defines it, a new command included,
 without regenerating anything. Candidates: subcommand names, the flags of the command being typed, an option's
 `choices`, a positional's `choices`, and for a `KIND/NAME` argument the kinds it takes (`crontrigger/`,
-`webhooktrigger/`, without a trailing space). Anything else (a file, a name) falls back to file names.
+`webhooktrigger/`, without a trailing space). Where a file may go (an option's value without choices, `convert`'s
+sources), the shell adds file names.
 
 `kubectl stargraph ...` is completed by kubectl itself (1.26 and later): for a plugin `kubectl-stargraph` it runs
 the executable `kubectl_complete-stargraph` found on PATH with the words after the plugin's name, and reads one
@@ -29,7 +30,7 @@ _FILES = 0
 
 def complete(parser: argparse.ArgumentParser, words: Sequence[str]) -> tuple[list[str], int]:
     """Candidates for the last of `words` (the arguments after the program's name; the last one may be empty)
-    and the Cobra directive: NO_SPACE, NO_FILES, or 0 to let the shell complete file names when none fit."""
+    and the Cobra directive: NO_SPACE, NO_FILES, or neither (file names may go there too)."""
     *done, current = words or [""]
     command, positionals, expecting = parser, 0, None
     for word in done:
@@ -54,10 +55,9 @@ def complete(parser: argparse.ArgumentParser, words: Sequence[str]) -> tuple[lis
     if subcommands:
         return [name for name in subcommands if name.startswith(current)], NO_FILES
     takes = [action for action in command._actions if not action.option_strings]
-    if not takes:
-        return [], NO_FILES
-    action = takes[min(positionals, len(takes) - 1)]
-    return _values(action, current)
+    if positionals >= len(takes) and not (takes and takes[-1].nargs in ("+", "*")):
+        return [], NO_FILES  # every positional is given
+    return _values(takes[min(positionals, len(takes) - 1)], current)
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -76,8 +76,11 @@ def _values(action: argparse.Action, current: str) -> tuple[list[str], int]:
     if action.choices is not None:
         return [str(choice) for choice in action.choices if str(choice).startswith(current)], NO_FILES
     metavar = action.metavar if isinstance(action.metavar, str) else ""
+    kinds = [kind for kind in _kinds(metavar) if kind.startswith(current)]
+    if "FILE" in metavar.split("|"):  # files or KIND/NAME (convert): both
+        return kinds, NO_SPACE if kinds else _FILES
     if "/NAME" in metavar:
-        return [kind for kind in _kinds(metavar) if kind.startswith(current)], NO_SPACE | NO_FILES
+        return kinds, NO_SPACE | NO_FILES
     return [], _FILES
 
 
@@ -118,9 +121,11 @@ _stargraph_complete() {
     if (( directive & 2 )); then
         compopt -o nospace 2>/dev/null
     fi
-    if (( ${#COMPREPLY[@]} == 0 && ! (directive & 4) )); then
-        compopt -o default 2>/dev/null
-        COMPREPLY=($(compgen -f -- "$cur"))
+    if (( ! (directive & 4) )); then  # file names are welcome here too
+        compopt -o filenames 2>/dev/null
+        while IFS= read -r candidate; do
+            COMPREPLY+=("$candidate")
+        done < <(compgen -f -- "$cur")
     fi
 }
 complete -F _stargraph_complete stargraph kubectl-stargraph
@@ -143,7 +148,8 @@ _stargraph() {
         else
             compadd -- "${candidates[@]}"
         fi
-    elif (( ! (directive & 4) )); then
+    fi
+    if (( ! (directive & 4) )); then  # file names are welcome here too
         _files
     fi
 }
