@@ -78,6 +78,12 @@ def test_refused_request_exits_1_with_the_reason(server, capsys) -> None:  # typ
         (["backfill", "wt/n", "--from", "2026-01-01T00:00:00Z", "--to", "now"], "KIND/NAME: WebhookTrigger has no"),
         (["backfill", "n", "--from", "2026-01-01T00:00:00Z", "--to", "now"], "KIND/NAME: expected"),
         (["backfill", "ct/n", "--from", "2026-01-01T00:00:00Z", "--to", "now", "--name", "Bad_Name"], "--name: "),
+        (["history", "nightly"], "crontrigger/NAME"),
+        (["history", "webhooktrigger/push"], "crontrigger/NAME"),
+        (["history", "crontrigger/nightly", "-o", "wide"], "--output"),
+        (["describe", "cronjob/nightly"], "KIND/NAME"),
+        (["describe", "crontrigger/nightly", "--next", "-1"], "--next"),
+        (["completion", "fish"], "shell"),
     ],
 )
 def test_bad_arguments_exit_2_naming_the_argument(argv: list[str], named: str, capsys) -> None:  # type: ignore[no-untyped-def]

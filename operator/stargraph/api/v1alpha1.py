@@ -22,6 +22,7 @@ from stargraph.models import IRBase
 __all__ = [
     "GROUP",
     "MAX_BACKFILL_RUNS",
+    "RECENT_FIRES_LIMIT",
     "VERSION",
     "BackfillSpec",
     "BackfillStatus",
@@ -34,6 +35,8 @@ __all__ = [
     "DaylightSavingPolicy",
     "DeduplicationKey",
     "EventFilter",
+    "FireOutcome",
+    "FireRecord",
     "ObjectReference",
     "RepeatedTimePolicy",
     "RunPhase",
@@ -51,6 +54,9 @@ __all__ = [
 
 GROUP = "stargraph.io"
 VERSION = "v1alpha1"
+
+RECENT_FIRES_LIMIT = 20
+"""How many fires a CronTrigger's `status.recentFires` keeps."""
 
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
@@ -219,6 +225,43 @@ class CronTriggerSpec(ApiModel):
     failed_runs_history_limit: int = Field(default=1, ge=0, description="Failed Runs kept; older are deleted.")
 
 
+class FireOutcome(StrEnum):
+    CREATED = "Created"
+    ALREADY_EXISTED = "AlreadyExisted"
+    SKIPPED = "Skipped"
+    MISSED = "Missed"
+    FAILED = "Failed"
+
+
+class FireRecord(ApiModel):
+    """One fire of the schedule and what became of it."""
+
+    scheduled_time: datetime = Field(
+        description="The fire's nominal instant. For Missed with a count, the newest of the fires counted."
+    )
+    outcome: FireOutcome = Field(
+        description="Created: its Run was created. AlreadyExisted: its Run existed already (made by another "
+        "replica or by hand). Skipped: concurrencyPolicy Forbid, a Run was still active. Missed: not created, "
+        "later than startingDeadlineSeconds or beyond what catchUp creates. Failed: refused for good (reason)."
+    )
+    run_name: str | None = Field(default=None, description="The fire's Run (Created, AlreadyExisted).")
+    count: int | None = Field(
+        default=None, ge=1, description="Missed: how many fires this entry stands for (catch-up after an outage)."
+    )
+    delay_milliseconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="From the nominal instant to when the outcome was recorded (for Created: the Run "
+        "had just been created).",
+    )
+    reason: str | None = Field(
+        default=None,
+        description="Why there is no new Run: ConcurrencyPolicy, StartingDeadlineExceeded, CatchUp, "
+        "RunNameConflict, RunNotCreated.",
+    )
+    message: str | None = Field(default=None, description="The reason, for humans.")
+
+
 class CronTriggerStatus(ApiModel):
     """Observed state of a CronTrigger, written by the operator."""
 
@@ -236,6 +279,13 @@ class CronTriggerStatus(ApiModel):
     )
     last_missed_schedule_time: datetime | None = Field(
         default=None, description="The newest fire counted in missedSchedules; catch-up starts after it."
+    )
+    recent_fires: list[FireRecord] = Field(
+        default_factory=list,
+        max_length=RECENT_FIRES_LIMIT,
+        description=f"The last {RECENT_FIRES_LIMIT} fires and what became of each, newest scheduledTime first; one "
+        "entry per fire, except a run of Missed fires counted at once (one entry with a count). Kept across "
+        "restarts and leader changes (`kubectl stargraph history` prints it).",
     )
 
 

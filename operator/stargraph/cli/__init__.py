@@ -10,13 +10,13 @@ import argparse
 from collections.abc import Sequence
 
 from stargraph import __version__
-from stargraph.cli import backfill, convert, operator, run, serve
+from stargraph.cli import backfill, completion, convert, describe, history, operator, run, serve
 from stargraph.cli import next as next_fires
 from stargraph.cli.common import UsageError, fail
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (run, backfill, next_fires, convert, operator, serve)
+_COMMANDS = (run, backfill, next_fires, history, describe, convert, operator, serve, completion)
 """In the order `stargraph --help` lists them."""
 
 

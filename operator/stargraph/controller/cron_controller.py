@@ -22,6 +22,7 @@ from stargraph.controller.cron_gate import ConcurrencyGate
 from stargraph.controller.cron_reports import CronReports
 from stargraph.controller.cron_state import CronTriggers, CronTriggerState, TriggerName, fmt
 from stargraph.controller.event_recorder import EventRecorder
+from stargraph.controller.fire_ledger import FireLedger
 from stargraph.controller.kinds import CRON, object_ref, parse_time
 from stargraph.controller.reporting import report_stalled
 from stargraph.controller.run_history import RunHistory
@@ -62,7 +63,7 @@ class CronController:
         self._clock = clock
         self._triggers: CronTriggers = {}
         self.gate = ConcurrencyGate(api=api, index=index, events=events, triggers=self._triggers)
-        self.reports = CronReports(plugin=plugin, status=status, events=events, triggers=self._triggers)
+        self.reports = CronReports(plugin=plugin, status=status, events=events, triggers=self._triggers, clock=clock)
         self._history = RunHistory(
             api=api, index=index, status=status, kind=CRON, triggers=self._triggers, runs_created=runs_created
         )
@@ -118,12 +119,13 @@ class CronController:
         if known is not None and not first:
             # What this process recorded may not be written back yet: the object's status can lag behind it.
             last, last_missed, missed = known.last_schedule_time, known.last_missed, known.missed
-            last_successful = known.last_successful
+            last_successful, ledger = known.last_successful, known.ledger
         else:
             last = parse_time(status.get("lastScheduleTime"))
             last_missed = parse_time(status.get("lastMissedScheduleTime"))
             missed = int(status.get("missedSchedules") or 0)
             last_successful = parse_time(status.get("lastSuccessfulTime"))
+            ledger = FireLedger.from_status(status.get("recentFires"))
         cron_spec = CronSpec(
             name=key[1],
             namespace=key[0],
@@ -150,6 +152,7 @@ class CronController:
             last_missed=last_missed,
             active=[item.get("name", "") for item in status.get("active") or ()],
             last_successful=last_successful,
+            ledger=ledger,
         )
         schedule = self._plugin.apply(cron_spec, catch_up=first)
         wanted = {

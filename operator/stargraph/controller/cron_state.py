@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from stargraph.api.v1alpha1 import CronTriggerSpec
+from stargraph.controller.fire_ledger import FireLedger
 from stargraph.fires.keys import format_fire_time
 from stargraph.k8s.events import ObjectRef
 
@@ -31,6 +32,8 @@ class CronTriggerState:
     active: list[str] = field(default_factory=list)
     last_successful: datetime | None = None
     """`status.lastSuccessfulTime`: only ever moves forward (history limits may prune the Run it came from)."""
+    ledger: FireLedger = field(default_factory=FireLedger)
+    """`status.recentFires`."""
 
     @property
     def history_limits(self) -> tuple[int, int]:
