@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv controlplane helm image node test unit cluster faults lint contracts typecheck bench run clean
+.PHONY: venv controlplane helm image node shells test unit cluster faults lint contracts typecheck bench run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +29,15 @@ image: venv
 node:
 	hack/build-node.sh >/dev/null
 
-test: venv contracts controlplane helm image node
+# zsh for the completion tests (bash is always there): apt-get as root; without it the zsh test skips, saying why.
+shells:
+	@command -v zsh >/dev/null || { [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zsh >/dev/null; } || echo "zsh not installed"
+
+test: venv contracts shells controlplane helm image node
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-unit: venv
+unit: venv shells
 	$(PY) -m pytest -q -m "not cluster" $(PYTEST_ARGS)
 
 cluster: venv controlplane helm image node
