@@ -40,7 +40,7 @@ from stargraph.controller import conditions
 from stargraph.controller.backfill_runs import LABEL_BACKFILL, BackfillRuns
 from stargraph.controller.cron_state import fmt
 from stargraph.controller.event_recorder import EventRecorder
-from stargraph.controller.kinds import CRON, object_ref, parse_time
+from stargraph.controller.kinds import CRON, essentials, object_ref, parse_time
 from stargraph.controller.reporting import report_stalled
 from stargraph.controller.status_writer import StatusWriter
 from stargraph.fires.keys import cron_idempotency_key
@@ -154,7 +154,7 @@ class BackfillController:
         previous = self._bodies.get(key)
         if previous is not None:
             self._by_trigger.get(_trigger_key(previous), set()).discard(key)
-        self._bodies[key] = _essentials(body)
+        self._bodies[key] = essentials(body)
         self._by_trigger.setdefault(_trigger_key(body), set()).add(key)
         if self.leading:
             self._ensure(key)
@@ -479,16 +479,3 @@ def _from_status(body: Mapping[str, Any]) -> _Progress:
         existing=int(status.get("alreadyExisting") or 0),
         last=parse_time(status.get("lastSlotTime")),
     )
-
-
-def _essentials(body: Mapping[str, Any]) -> dict[str, Any]:
-    metadata = body["metadata"]
-    return {
-        "metadata": {
-            key: metadata[key]
-            for key in ("name", "namespace", "uid", "generation", "creationTimestamp", "deletionTimestamp")
-            if key in metadata
-        },
-        "spec": body.get("spec"),
-        "status": body.get("status"),
-    }

@@ -23,7 +23,7 @@ from stargraph.controller.cron_reports import CronReports
 from stargraph.controller.cron_state import CronTriggers, CronTriggerState, TriggerName, fmt
 from stargraph.controller.event_recorder import EventRecorder
 from stargraph.controller.fire_ledger import FireLedger
-from stargraph.controller.kinds import CRON, object_ref, parse_time
+from stargraph.controller.kinds import CRON, essentials, object_ref, parse_time
 from stargraph.controller.reporting import report_stalled
 from stargraph.controller.run_history import RunHistory
 from stargraph.controller.status_writer import StatusWriter
@@ -100,7 +100,7 @@ class CronController:
             self._bodies.pop(key, None)
             self._forget(key)
             return
-        self._bodies[key] = _essentials(body)
+        self._bodies[key] = essentials(body)
         if not self.leading:
             return  # another replica fires and reports; this one keeps the object for when it leads
         uid, generation = metadata["uid"], metadata.get("generation", 1)
@@ -216,17 +216,3 @@ def _ready_message(spec: CronSpec) -> str:
     if spec.jitter_seconds:
         return f"jitterSeconds: each Run is created {spec.jitter.total_seconds():g}s after its fire"
     return ""
-
-
-def _essentials(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What reconciling needs again later (on becoming leader); managedFields alone can be kilobytes per object."""
-    metadata = body["metadata"]
-    return {
-        "metadata": {
-            key: metadata[key]
-            for key in ("name", "namespace", "uid", "generation", "creationTimestamp", "deletionTimestamp")
-            if key in metadata
-        },
-        "spec": body.get("spec"),
-        "status": body.get("status"),
-    }

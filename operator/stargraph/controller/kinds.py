@@ -10,7 +10,7 @@ from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.k8s.events import ObjectRef
 from stargraph.triggers.kinds import TriggerKind
 
-__all__ = ["BUILT_IN_KINDS", "CRON", "WEBHOOK", "object_ref", "parse_time"]
+__all__ = ["BUILT_IN_KINDS", "CRON", "WEBHOOK", "essentials", "object_ref", "parse_time"]
 
 CRON = TriggerKind(group=GROUP, version=VERSION, plural="crontriggers", kind="CronTrigger")
 WEBHOOK = TriggerKind(group=GROUP, version=VERSION, plural="webhooktriggers", kind="WebhookTrigger")
@@ -31,3 +31,17 @@ def object_ref(body: Mapping[str, Any], kind: TriggerKind) -> ObjectRef:
 
 def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def essentials(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What reconciling needs again later (on becoming leader); managedFields alone can be kilobytes per object."""
+    metadata = body["metadata"]
+    return {
+        "metadata": {
+            key: metadata[key]
+            for key in ("name", "namespace", "uid", "generation", "creationTimestamp", "deletionTimestamp")
+            if key in metadata
+        },
+        "spec": body.get("spec"),
+        "status": body.get("status"),
+    }
