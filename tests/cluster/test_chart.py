@@ -352,7 +352,7 @@ def test_the_webhook_with_a_helm_generated_certificate(helm: Helm) -> None:
         {
             "apiGroups": ["stargraph.io"],
             "apiVersions": ["*"],
-            "resources": ["crontriggers", "webhooktriggers"],
+            "resources": ["crontriggers", "webhooktriggers", "backfills"],
             "operations": ["CREATE", "UPDATE"],
             "scope": "Namespaced",
         }

@@ -65,7 +65,7 @@ def configuration(
                     {
                         "apiGroups": ["stargraph.io"],
                         "apiVersions": ["*"],
-                        "resources": ["crontriggers", "webhooktriggers"],
+                        "resources": ["crontriggers", "webhooktriggers", "backfills"],
                         "operations": ["CREATE", "UPDATE"],
                         "scope": "Namespaced",
                     }
@@ -134,6 +134,16 @@ def test_an_invalid_trigger_is_refused_at_apply_naming_the_field(
             signature={"scheme": "github"},
             events={"types": ["push"], "header": "X-Hub-Signature-256"},
         ),
+        "spec.triggerRef.kind: WebhookTrigger has no schedule to backfill": {
+            "apiVersion": "stargraph.io/v1alpha1",
+            "kind": "Backfill",
+            "metadata": {"name": "bad-kind"},
+            "spec": {
+                "triggerRef": {"kind": "WebhookTrigger", "name": "hook"},
+                "from": "2026-01-01T00:00:00Z",
+                "to": "2026-01-02T00:00:00Z",
+            },
+        },
     }
     for message, doc in cases.items():
         result = kubectl.run("apply", "-f", "-", stdin=manifest(doc, ns))
