@@ -222,7 +222,7 @@ def test_schedule_edit_applies_without_restart_and_never_fires_the_slots_between
     def yearly() -> bool:
         obj = get(kube_api, namespace, "crontriggers", "edited")
         assert obj is not None and obj["metadata"]["generation"] == 2
-        return is_ready(obj) and obj["status"].get("nextScheduleTime") == f"{new_year:%Y-%m-%dT%H:%M:%SZ}"
+        return is_ready(obj) and (obj.get("status") or {}).get("nextScheduleTime") == f"{new_year:%Y-%m-%dT%H:%M:%SZ}"
 
     eventually(yearly, timeout=5, what="observedGeneration 2 with the yearly schedule")
     settled = now()
@@ -257,7 +257,11 @@ def test_suspend_stops_runs_and_resume_starts_them_again(
     def suspended() -> bool:
         obj = get(kube_api, namespace, "crontriggers", "paused")
         assert obj is not None
-        return is_ready(obj) and obj["metadata"]["generation"] == 2 and not obj["status"].get("nextScheduleTime")
+        return (
+            is_ready(obj)
+            and obj["metadata"]["generation"] == 2
+            and not (obj.get("status") or {}).get("nextScheduleTime")
+        )
 
     eventually(suspended, timeout=5, what="suspended (generation 2, no nextScheduleTime)")
     before = names(runs_of(kube_api, namespace, "paused"))
@@ -325,7 +329,7 @@ def test_webhook_delivery_redelivery_rejections_and_secret_rotation(
 
     def last_delivery_recorded() -> bool:
         obj = get(kube_api, namespace, "webhooktriggers", "hook")
-        return obj is not None and obj["status"].get("lastRunName") == name
+        return obj is not None and (obj.get("status") or {}).get("lastRunName") == name
 
     eventually(last_delivery_recorded, timeout=5, what="status.lastRunName")
 
@@ -539,7 +543,7 @@ def test_forbid_skips_fires_while_a_run_is_active(
 
     def listed_active() -> bool:
         obj = get(kube_api, namespace, "crontriggers", "exclusive")
-        return obj is not None and obj["status"].get("active") == [{"name": name}]
+        return obj is not None and (obj.get("status") or {}).get("active") == [{"name": name}]
 
     eventually(listed_active, timeout=3, what="status.active naming the Pending Run")
     stays(only_the_first, duration=2.5)  # 2-3 slots pass while the Run is Pending

@@ -154,7 +154,7 @@ def test_restart_after_kill_creates_each_missed_fire_inside_the_deadline_once(
 
     def missed_reported() -> bool:
         obj = get(kube_api, namespace, "crontriggers", "narrow")
-        return obj is not None and obj["status"].get("missedSchedules", 0) >= 1
+        return obj is not None and (obj.get("status") or {}).get("missedSchedules", 0) >= 1
 
     eventually(missed_reported, timeout=5, what="narrow's status.missedSchedules counting the skipped fires")
     wide_trigger = get(kube_api, namespace, "crontriggers", "wide")

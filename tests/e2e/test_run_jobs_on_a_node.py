@@ -49,7 +49,9 @@ def test_a_run_succeeds_or_fails_as_its_container_exits(
 
     def one_finished_of_each() -> dict[str, dict[str, Any]] | None:
         runs = finished_runs(kube_api, namespace, 1) or []
-        done = {run["spec"]["triggerRef"]["name"]: run for run in runs if run["status"].get("phase") in FINISHED}
+        done = {
+            run["spec"]["triggerRef"]["name"]: run for run in runs if (run.get("status") or {}).get("phase") in FINISHED
+        }
         return done if len(done) == 2 else None
 
     by_trigger = eventually(one_finished_of_each, timeout=40, what="a finished Run of each trigger")
@@ -87,7 +89,7 @@ def test_forbid_skips_fires_while_a_run_is_unfinished(
     ordered = sorted(runs, key=lambda run: run["spec"]["scheduledFire"])
     # Each Run was created only once the one before it had finished (whole seconds on both sides).
     for earlier, later in itertools.pairwise(ordered):
-        if earlier["status"].get("phase") in FINISHED:
+        if (earlier.get("status") or {}).get("phase") in FINISHED:
             created = parse_time(later["metadata"]["creationTimestamp"])
             assert created >= when(earlier, "completionTime").replace(microsecond=0), (earlier, later)
     events = CoreV1Api(kube_api).list_namespaced_event(namespace, field_selector="involvedObject.name=forbid")
