@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stargraph.cli.common import UsageError, fail, parse_target
+from stargraph.cli.common import UsageError, fail, kube_credentials, parse_target
 
 __all__ = ["TriggerObjects", "format_delay", "kind_plural", "ledger_table", "read_trigger", "table"]
 
@@ -44,14 +44,11 @@ def read_trigger(args: argparse.Namespace, *, plural: str, name: str, runs: bool
 
 async def _read(args: argparse.Namespace, *, plural: str, name: str, runs: bool) -> TriggerObjects:
     from stargraph.api.v1alpha1 import GROUP, VERSION
-    from stargraph.k8s import ConfigError, KubeClient, KubeError, load_credentials, path
+    from stargraph.k8s import KubeClient, KubeError, path
     from stargraph.runs.manifest import LABEL_TRIGGER, LABEL_TRIGGER_KIND
     from stargraph.runs.naming import label_value
 
-    try:
-        credentials = load_credentials(kubeconfig=args.kubeconfig, context=args.context)
-    except ConfigError as exc:
-        raise UsageError(f"--kubeconfig: {exc}") from exc
+    credentials = kube_credentials(args)
     namespace = args.namespace
     try:
         async with KubeClient(credentials) as api:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-__all__ = ["UsageError", "add_kubeconfig_arguments", "fail", "parse_target"]
+if TYPE_CHECKING:
+    from stargraph.k8s import Credentials
+
+__all__ = ["UsageError", "add_kubeconfig_arguments", "fail", "kube_credentials", "parse_target"]
 
 
 class UsageError(Exception):
@@ -44,3 +47,13 @@ def add_kubeconfig_arguments(parser: argparse.ArgumentParser, *, in_cluster: boo
     default = "in-cluster, else $KUBECONFIG or ~/.kube/config" if in_cluster else "$KUBECONFIG or ~/.kube/config"
     parser.add_argument("--kubeconfig", default=None, help=f"default: {default}")
     parser.add_argument("--context", default=None)
+
+
+def kube_credentials(args: argparse.Namespace) -> Credentials:
+    """The credentials `--kubeconfig`/`--context` name; one that cannot be loaded is a usage error naming the flag."""
+    from stargraph.k8s import ConfigError, load_credentials
+
+    try:
+        return load_credentials(kubeconfig=args.kubeconfig, context=args.context)
+    except ConfigError as exc:
+        raise UsageError(f"--kubeconfig: {exc}") from exc

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stargraph.cli.common import UsageError, add_kubeconfig_arguments, fail
+from stargraph.cli.common import UsageError, add_kubeconfig_arguments, fail, kube_credentials
 
 __all__ = ["register"]
 
@@ -65,13 +65,10 @@ async def _convert_in_cluster(args: argparse.Namespace, sources: list[tuple[str,
     import yaml
 
     from stargraph.api.v1alpha1 import GROUP, VERSION
-    from stargraph.k8s import ConfigError, KubeClient, KubeError, NotFound, load_credentials, path
+    from stargraph.k8s import KubeClient, KubeError, NotFound, path
     from stargraph.triggers.cronjob import ConversionError, convert_cronjob
 
-    try:
-        credentials = load_credentials(kubeconfig=args.kubeconfig, context=args.context)
-    except ConfigError as exc:
-        raise UsageError(f"--kubeconfig: {exc}") from exc
+    credentials = kube_credentials(args)
     dry_run = {"dryRun": "All"} if args.dry_run else {}
     verb = "would be " if args.dry_run else ""
     triggers = []

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
-from stargraph.cli.common import UsageError, add_kubeconfig_arguments
+from stargraph.cli.common import UsageError, add_kubeconfig_arguments, kube_credentials
 
 if TYPE_CHECKING:
     from stargraph.controller.operator import AdmissionWebhook
@@ -54,16 +54,12 @@ def _admission(args: argparse.Namespace) -> AdmissionWebhook | None:
 def cmd_operator(args: argparse.Namespace) -> int:
     """Run the operator: kopf watching the triggers, the triggers, and the HTTP server, in one process."""
     from stargraph.controller.operator import LeaderElection, OperatorConfig, create_operator_app
-    from stargraph.k8s import ConfigError, load_credentials
     from stargraph.logs import configure_logging
     from stargraph.serve.server import serve
 
     admission = _admission(args)
     configure_logging(level=args.log_level, json=args.log_format == "json")
-    try:
-        credentials = load_credentials(kubeconfig=args.kubeconfig, context=args.context)
-    except ConfigError as exc:
-        raise UsageError(f"--kubeconfig: {exc}") from exc
+    credentials = kube_credentials(args)
     election = None
     if args.leader_elect:
         lease_namespace = args.leader_election_namespace or os.environ.get("POD_NAMESPACE")
