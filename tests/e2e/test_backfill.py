@@ -24,9 +24,10 @@ from stargraph.fires.keys import cron_idempotency_key, trigger_id
 from stargraph.runs import TriggerObject, build_run, run_name
 from stargraph.triggers.cron import cron_event
 from stargraph.triggers.specs import CronSpec
-from tests.e2e.conftest import Operators
+from tests.e2e.conftest import OperatorIdentity, Operators
 from tests.e2e.kube import (
     API_VERSION,
+    added_runs,
     condition,
     create,
     cron_trigger,
@@ -37,6 +38,7 @@ from tests.e2e.kube import (
     runs_per_fire,
     runs_resource_version,
 )
+from tests.e2e.leadership import electing_pair, leading
 from tests.support.controlplane import KubeCluster
 from tests.support.operator import Kubectl, eventually
 
@@ -249,7 +251,7 @@ def test_a_backfill_of_an_unknown_trigger_waits_for_it(
     assert sorted(fire_of(run) for run in backfill_runs(kube_api, namespace, "early")) == SLOTS
 
 
-@pytest.mark.parametrize(("policy", "parallelism", "bound"), [("Allow", 3, 3), ("Forbid", 3, 1)])
+@pytest.mark.parametrize(("policy", "parallelism", "bound"), [("Allow", 3, 3), ("Forbid", 3, 1), ("Replace", 3, 1)])
 def test_parallelism_and_concurrency_policy_bound_the_unfinished_runs(
     operators: Operators, kube_api: ApiClient, namespace: str, policy: str, parallelism: int, bound: int
 ) -> None:
@@ -286,6 +288,64 @@ def test_restart_mid_backfill_resumes_without_a_duplicate(
     status = get_backfill(kube_api, namespace, "resumed")["status"]
     assert (status["created"], status["alreadyExisting"], status["remaining"]) == (13, 0, 0)
     assert most_unfinished_at_once(kube_api, namespace, "resumed", since) == 2
+
+
+def test_the_leader_backfills_and_the_next_leader_finishes_without_a_duplicate(
+    operators: Operators,
+    operator_identity: OperatorIdentity,
+    kube_api: ApiClient,
+    namespace: str,
+    suspended: dict[str, Any],
+) -> None:
+    since = runs_resource_version(kube_api, namespace)
+    leader, follower = electing_pair(operators, operator_identity)
+    create_backfill(kube_api, namespace, backfill("handed", "every5", parallelism=2))
+    eventually(
+        lambda: len(backfill_runs(kube_api, namespace, "handed")) == 2 or None,
+        timeout=20,
+        what="two Runs created, the Backfill waiting for room",
+    )
+    leader.kill()
+    finish(kube_api, namespace, backfill_runs(kube_api, namespace, "handed"))
+
+    play_executor(kube_api, namespace, "handed", parallelism=2, timeout=90)
+    assert leading(follower)
+    added = [run for run in added_runs(kube_api, namespace, since, 2) if run["metadata"]["labels"].get(LABEL_BACKFILL)]
+    assert sorted(fire_of(run) for run in added) == SLOTS  # every fire created once, across the hand-over
+    status = get_backfill(kube_api, namespace, "handed")["status"]
+    assert (status["created"], status["alreadyExisting"], status["remaining"]) == (13, 0, 0)
+
+
+def test_a_backfill_whose_trigger_is_deleted_stalls_and_resumes_with_a_new_one(
+    operators: Operators, kube_api: ApiClient, namespace: str, suspended: dict[str, Any]
+) -> None:
+    since = runs_resource_version(kube_api, namespace)
+    operators.start()
+    create_backfill(kube_api, namespace, backfill("orphan", "every5", parallelism=2))
+    eventually(
+        lambda: get_backfill(kube_api, namespace, "orphan").get("status", {}).get("created") == 2 or None,
+        timeout=20,
+        what="two Runs created, the Backfill waiting for room",
+    )
+    CustomObjectsApi(kube_api).delete_namespaced_custom_object(GROUP, VERSION, namespace, "crontriggers", "every5")
+
+    stalled = condition(wait_condition(kube_api, namespace, "orphan", "Stalled"), "Stalled")
+    assert stalled["reason"] == "TriggerNotFound"
+    assert stalled["message"].startswith("spec.triggerRef.name: no CronTrigger named 'every5'")
+    labelled = [
+        run for run in added_runs(kube_api, namespace, since, 2) if run["metadata"]["labels"].get(LABEL_BACKFILL)
+    ]
+    assert sorted(fire_of(run) for run in labelled) == SLOTS[:2]  # nothing created once the trigger was gone
+
+    create(kube_api, namespace, cron_trigger("every5", EVERY_5, suspend=True, successfulRunsHistoryLimit=100))
+    play_executor(kube_api, namespace, "orphan", parallelism=2)
+    labelled = [
+        run for run in added_runs(kube_api, namespace, since, 2) if run["metadata"]["labels"].get(LABEL_BACKFILL)
+    ]
+    # The new trigger's Backfill resumes after the last fire done: the first two fires belonged to the old trigger.
+    assert sorted(fire_of(run) for run in labelled) == SLOTS
+    status = get_backfill(kube_api, namespace, "orphan")["status"]
+    assert (status["created"], status["alreadyExisting"], status["remaining"]) == (13, 0, 0)
 
 
 def test_kill_while_creating_then_restart_counts_every_run_once(
