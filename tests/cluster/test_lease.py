@@ -26,6 +26,8 @@ class Candidate:
     def __init__(self, api: KubeClient, namespace: str, identity: str) -> None:
         self.started: list[float] = []
         self.stopped: list[float] = []
+        self.leads_until: list[float | None] = []
+        self.handing_over = 0.0  # how long stepping down takes while the Lease is still ours
         self.elector = LeaderElector(
             api,
             namespace=namespace,
@@ -40,8 +42,11 @@ class Candidate:
     async def _on_started(self) -> None:
         self.started.append(time.monotonic())
 
-    async def _on_stopped(self) -> None:
+    async def _on_stopped(self, until: float | None) -> None:
         self.stopped.append(time.monotonic())
+        self.leads_until.append(until)
+        if until is not None:
+            await asyncio.sleep(self.handing_over)
 
     def run(self) -> None:
         self.task = asyncio.create_task(self.elector.run())
@@ -76,11 +81,17 @@ async def test_one_leader_and_a_fast_handover_on_release(control_plane, namespac
         b.run()
         await asyncio.sleep(2 * TIMING["lease_duration"])
         assert not b.started, "b must not lead while a renews"
+        a.handing_over = 0.5
         released = time.monotonic()
         await a.cancel()
         took_over = await until(lambda: b.started, 5)
         # A released Lease is taken at the next retry, not after the lease duration.
         assert took_over - released < TIMING["lease_duration"]
+        # Shutting down, a was told it still leads until its renew deadline, and b took over only after a's
+        # stepping down (flushing what a successor must find) was done.
+        (stepped_down,), (leads_until,) = a.stopped, a.leads_until
+        assert leads_until is not None and stepped_down < leads_until <= stepped_down + TIMING["renew_deadline"]
+        assert took_over >= stepped_down + a.handing_over
         await b.cancel()
 
 
@@ -104,6 +115,7 @@ async def test_a_partitioned_leader_stops_before_the_lease_can_be_taken(control_
             # The times each elector's own callback recorded, not the moments this test's polling noticed them.
             stepped_down, took_over = a.stopped[0], b.started[0]
             assert stepped_down < took_over, "the old leader must stop before the new one starts"
+            assert a.leads_until == [None], "a leader that lost the Lease leads no longer"
             assert stepped_down - cut <= TIMING["renew_deadline"] + TIMING["retry_period"] + 1
             proxy.heal()
             await asyncio.sleep(2 * TIMING["retry_period"])

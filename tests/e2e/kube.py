@@ -148,6 +148,21 @@ def added_runs(api: ApiClient, namespace: str, resource_version: str, seconds: i
     return added
 
 
+def recorded_statuses(api: ApiClient, namespace: str, plural: str, name: str, since: str) -> list[dict[str, Any]]:
+    """Every status the object had after resourceVersion `since`, in the order the apiserver recorded them."""
+    stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+        CustomObjectsApi(api).list_namespaced_custom_object,
+        GROUP,
+        VERSION,
+        namespace,
+        plural,
+        resource_version=since,
+        timeout_seconds=1,
+        field_selector=f"metadata.name={name}",
+    )
+    return [dict(event["object"].get("status") or {}) for event in stream if event["type"] != "DELETED"]
+
+
 def put_secret(api: ApiClient, namespace: str, name: str, data: Mapping[str, str]) -> None:
     """Create or replace Secret `name` holding `data` (text values)."""
     core = CoreV1Api(api)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import gc
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -62,6 +63,9 @@ from stargraph.triggers.webhook import WebhookTriggerPlugin
 __all__ = ["AdmissionWebhook", "LeaderElection", "OperatorConfig", "create_operator_app"]
 
 log = structlog.get_logger("stargraph.operator")
+
+_LEADER_REPORTS = (CRON.plural, "runs", BACKFILL.plural)
+"""The kinds whose status only the leader writes: cron firing, the Jobs of Runs, backfills."""
 
 T = TypeVar("T")
 
@@ -179,7 +183,12 @@ class _Leading(Protocol):
 
 
 def _elect(
-    election: LeaderElection | None, api: KubeClient, leaders: Sequence[_Leading], state: AppState
+    election: LeaderElection | None,
+    *,
+    api: KubeClient,
+    status: StatusWriter,
+    leaders: Sequence[_Leading],
+    state: AppState,
 ) -> asyncio.Task[None] | None:
     if election is None:
         state.metrics.leader.set(1)
@@ -190,10 +199,17 @@ def _elect(
             await leader.lead()
         state.metrics.leader.set(1)
 
-    async def stopped() -> None:
+    async def stopped(leads_until: float | None) -> None:
         state.metrics.leader.set(0)
         for leader in leaders:
             await leader.stop_leading()
+        # A successor starts from the objects' status (the fire ledger, lastScheduleTime, a Backfill's progress):
+        # still holding the Lease, write what is pending; whatever is left could land over the successor's writes.
+        if leads_until is not None and not await status.flush(timeout=max(0.0, leads_until - time.monotonic())):
+            log.warning("status not all written before the lease was released")
+        dropped = status.drop(plurals=_LEADER_REPORTS)
+        if dropped:
+            log.warning("status writes dropped: another replica leads", objects=dropped)
 
     elector = LeaderElector(
         api,
@@ -355,7 +371,13 @@ def create_operator_app(config: OperatorConfig) -> App:
             # What start-up built lives as long as the process: out of the collector's way, later collections stay
             # short.
             gc.freeze()
-            election = _elect(config.leader_election, wiring.api, [cron, wiring.jobs, backfills], state)
+            election = _elect(
+                config.leader_election,
+                api=wiring.api,
+                status=wiring.status,
+                leaders=[cron, wiring.jobs, backfills],
+                state=state,
+            )
             try:
                 yield
             finally:

@@ -6,13 +6,16 @@ an object that is gone is dropped. A write the apiserver could not take (down, o
 for up to `RETRY_SECONDS`, so an outage does not lose what happened during it (missed fires above all); a write it
 refused for another reason is retried a few times, then logged: status is a report, and a lost report must not stop
 the Runs.
+
+Leadership hands status over: a leader stepping down `flush`es what it has not written yet (a successor reads its
+reports back from the objects), and then `drop`s the rest, so no write of its lands over a successor's newer one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import structlog
@@ -21,7 +24,7 @@ from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound, is_unavailable
 from stargraph.k8s.paths import path
-from stargraph.workers import WorkerPool
+from stargraph.workers import Idle, WorkerPool
 
 __all__ = ["RETRY_SECONDS", "StatusWriter", "merge", "yield_to_runs"]
 
@@ -65,6 +68,9 @@ class StatusWriter:
         self._runs_created = runs_created
         self._pending: dict[ObjectKey, dict[str, Any]] = {}
         self._inflight: set[ObjectKey] = set()  # one write per object at a time, so an older one never lands last
+        self._idle = Idle()
+        self._dropped: dict[str, int] = {}
+        """How often each plural's writes were dropped: a write under way when that happens stops retrying."""
         self._attempts = attempts
         self._pool: WorkerPool[ObjectKey] = WorkerPool(self._handle, workers=workers, name="status-writer")
 
@@ -83,11 +89,32 @@ class StatusWriter:
             self._pending[key] = merge(self._pending[key], status)
             return
         self._pending[key] = dict(status)
+        self._idle.busy()
         if key not in self._inflight:
             self._pool.put(key)
 
     def forget(self, *, plural: str, namespace: str, name: str, group: str = GROUP, version: str = VERSION) -> None:
         self._pending.pop((group, version, plural, namespace, name), None)
+
+    async def flush(self, *, timeout: float) -> bool:
+        """Wait until everything updated so far is written (or given up); False when `timeout` came first."""
+        if self._idle.since is not None:
+            return True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def drop(self, *, plurals: Collection[str], group: str = GROUP) -> int:
+        """Forget the unwritten statuses of these kinds, and stop retrying the writes under way; how many pending."""
+        dropped = [key for key in self._pending if key[0] == group and key[2] in plurals]
+        for key in dropped:
+            del self._pending[key]
+        for plural in plurals:
+            self._dropped[plural] = self._dropped.get(plural, 0) + 1
+        self._check_idle()
+        return len(dropped)
 
     async def start(self) -> None:
         await self._pool.start()
@@ -109,13 +136,18 @@ class StatusWriter:
             self._inflight.discard(key)
             if key in self._pending:
                 self._pool.put(key)  # changed meanwhile: written again, after this write
+            self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not self._pending and not self._inflight:
+            self._idle.done()
 
     async def _write(self, key: ObjectKey, status: dict[str, Any]) -> None:
         group, version, plural, namespace, name = key
         target = path(group=group, version=version, plural=plural, namespace=namespace, name=name, subresource="status")
         loop = asyncio.get_running_loop()
-        give_up, attempt = loop.time() + RETRY_SECONDS, 0
-        while True:
+        give_up, attempt, dropped = loop.time() + RETRY_SECONDS, 0, self._dropped.get(plural, 0)
+        while self._dropped.get(plural, 0) == dropped:
             attempt += 1
             try:
                 await self._api.patch(target, {"status": status})

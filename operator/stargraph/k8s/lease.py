@@ -9,7 +9,8 @@ anybody else can take over, so that two replicas never fire the same schedule at
   clock (no clock comparison between machines);
 - the leader renews every `retry_period`, and gives up leading once `renew_deadline` (< `lease_duration`) has passed
   since its last successful renewal, i.e. before any other replica can see the Lease as expired;
-- on a clean shutdown the leader releases the Lease, so a successor takes over at once.
+- on a clean shutdown the leader releases the Lease, so a successor takes over at once; first it is told until when
+  it still leads (its renew deadline), to finish what a successor must find written.
 
 The leader's deadline counts from the moment its last successful renewal *began* (the `renewTime` it wrote), not
 from when the answer arrived: an answer that comes late (a paused process, a slow network) must not stretch the
@@ -52,7 +53,7 @@ class LeaderElector:
         name: str,
         identity: str,
         on_started_leading: Callable[[], Awaitable[None]],
-        on_stopped_leading: Callable[[], Awaitable[None]],
+        on_stopped_leading: Callable[[float | None], Awaitable[None]],
         lease_duration: float = 15.0,
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
@@ -73,6 +74,7 @@ class LeaderElector:
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0  # monotonic time the record last changed under our eyes
         self._lease: dict[str, Any] | None = None
+        self._renewed_at = 0.0  # monotonic time our last successful renewal began
         self.leading = False
 
     async def run(self) -> None:
@@ -80,13 +82,13 @@ class LeaderElector:
         lease = f"{self._namespace}/{self._name}"
         try:
             while True:
-                acquired = await self._acquire()
+                self._renewed_at = await self._acquire()
                 self.leading = True
                 log.info("started leading", lease=lease, identity=self.identity, renew_time=self._renew_time())
                 reason = "shutting down"
                 try:
                     await self._started()
-                    reason = await self._renew_until_lost(acquired)
+                    reason = await self._renew_until_lost()
                 finally:
                     self.leading = False
                     log.warning(
@@ -96,7 +98,9 @@ class LeaderElector:
                         reason=reason,
                         renew_time=self._renew_time(),
                     )
-                    await asyncio.shield(self._stopped())
+                    # Shutting down, the Lease is still ours until the renew deadline; lost, it may be another's now.
+                    until = self._renewed_at + self._renew_deadline if reason == "shutting down" else None
+                    await asyncio.shield(self._stopped(until))
         finally:
             await asyncio.shield(self._release())
 
@@ -109,21 +113,21 @@ class LeaderElector:
             # Polling is the protocol: a Lease has no "released" notification every candidate could wait on.
             await asyncio.sleep(self._retry)
 
-    async def _renew_until_lost(self, last_renewal: float) -> str:
+    async def _renew_until_lost(self) -> str:
         """Renew until the Lease is lost; return why it was."""
         while True:
             await asyncio.sleep(self._retry)
             attempt = time.monotonic()
-            remaining = self._renew_deadline - (attempt - last_renewal)
+            remaining = self._renew_deadline - (attempt - self._renewed_at)
             try:
                 renewed = await asyncio.wait_for(self._try_acquire_or_renew(), max(remaining, 0.01))
             except TimeoutError:
                 renewed = False
             if renewed:
-                last_renewal = attempt
+                self._renewed_at = attempt
             elif self._observed is not None and self._observed[0] not in ("", self.identity):
                 return f"held by {self._observed[0]}"
-            elif time.monotonic() - last_renewal >= self._renew_deadline:
+            elif time.monotonic() - self._renewed_at >= self._renew_deadline:
                 return "renew deadline passed"
 
     def _renew_time(self) -> str | None:
