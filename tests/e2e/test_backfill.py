@@ -348,6 +348,29 @@ def test_a_backfill_whose_trigger_is_deleted_stalls_and_resumes_with_a_new_one(
     assert (status["created"], status["alreadyExisting"], status["remaining"]) == (13, 0, 0)
 
 
+def test_history_limits_prune_a_backfills_runs_once_its_progress_is_recorded(
+    operators: Operators, kube_api: ApiClient, namespace: str
+) -> None:
+    create(kube_api, namespace, cron_trigger("short", EVERY_5, suspend=True, successfulRunsHistoryLimit=1))
+    since = runs_resource_version(kube_api, namespace)
+    operators.start()
+    create_backfill(kube_api, namespace, backfill("pruned", "short", parallelism=13))
+
+    play_executor(kube_api, namespace, "pruned", parallelism=13)
+    status = get_backfill(kube_api, namespace, "pruned")["status"]
+    assert (status["created"], status["alreadyExisting"], status["remaining"]) == (13, 0, 0)
+    finish(kube_api, namespace, unfinished(list_runs(kube_api, namespace)))
+
+    # Held while the Backfill's status did not record them, pruned once it did: one Run is left of the 13.
+    def one_left() -> list[dict[str, Any]] | None:
+        runs = list_runs(kube_api, namespace)
+        return runs if len(runs) == 1 else None
+
+    eventually(one_left, timeout=20, what="the Runs beyond the history limit pruned")
+    added = [run for run in added_runs(kube_api, namespace, since, 2) if run["metadata"]["labels"].get(LABEL_BACKFILL)]
+    assert sorted(fire_of(run) for run in added) == SLOTS  # none made again after its Run was pruned
+
+
 def test_kill_while_creating_then_restart_counts_every_run_once(
     operators: Operators, kube_api: ApiClient, namespace: str
 ) -> None:

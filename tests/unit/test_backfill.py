@@ -5,13 +5,16 @@ and the bookkeeping of a Backfill's Runs. The operator and the CLI are tested en
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from stargraph.api.v1alpha1 import BackfillSpec, CronTriggerSpec
+from stargraph.controller.backfill_controller import BackfillController
 from stargraph.controller.backfill_runs import LABEL_BACKFILL, BackfillRuns
+from stargraph.controller.status_writer import StatusWriter
 from stargraph.models import FieldError
+from stargraph.runs import RunInfo, RunRef
 from stargraph.triggers.backfill import COUNT_LIMIT, backfill_slots, plan_backfill, spec_errors
 from stargraph.triggers.cron_schedule import CronSchedule, fire_times
 
@@ -173,3 +176,65 @@ def test_backfill_runs_counts_the_unfinished_runs_of_each_backfill() -> None:
     runs.created("ns", "bf", "e")
     runs.created("ns", "bf", "a")  # already known finished: the informer's word stands
     assert runs.unfinished("ns", "bf") == 1
+
+
+def backfill_object(status: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "bf", "namespace": "ns", "uid": "u1", "generation": 1},
+        "spec": {"triggerRef": {"name": "nightly"}, "from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+        "status": status,
+    }
+
+
+def run_info(name: str, fire: datetime) -> RunInfo:
+    ref = RunRef(name=name, namespace="ns", idempotency_key=name, trigger_id="cron:ns/nightly", payload_sha256="")
+    created = fire.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return RunInfo(
+        ref=ref,
+        trigger=("ns", "crontrigger", "nightly"),
+        phase="Succeeded",
+        created=created,
+        finished=created,
+        scheduled_fire=created,
+    )
+
+
+async def test_a_backfills_runs_after_the_progress_its_object_records_are_held_from_pruning() -> None:
+    runs, released = BackfillRuns(), list[tuple[str, str]]()
+    controller = BackfillController(
+        api=cast(Any, None),
+        scheduler=cast(Any, None),
+        index=cast(Any, None),
+        runs=runs,
+        status=StatusWriter(cast(Any, None)),  # only told to forget the Backfill's pending status when it goes
+        events=cast(Any, None),
+        clock=cast(Any, None),
+        runs_released=released.append,
+        leading=False,
+    )
+    early, late, live = (
+        run_info("early", utc(2026, 11, 1, 1)),
+        run_info("late", utc(2026, 11, 1, 3)),
+        run_info("live", utc(2026, 11, 1, 4)),
+    )
+    for name in ("early", "late"):
+        runs.run_changed("ADDED", run(name, "bf", "Succeeded"))
+    runs.run_changed("ADDED", run("live", None, "Succeeded"))
+
+    await controller.reconcile("ADDED", backfill_object({"lastSlotTime": "2026-11-01T02:00:00Z"}))
+    # A restart would resume after 02:00 and look for the 03:00 Run: it must still be there.
+    assert (controller.holds(early), controller.holds(late), controller.holds(live)) == (False, True, False)
+
+    await controller.reconcile("MODIFIED", backfill_object({"lastSlotTime": "2026-11-01T03:00:00Z"}))
+    assert released == [("ns", "nightly")] and not controller.holds(late)
+
+    await controller.reconcile("MODIFIED", backfill_object({"lastSlotTime": "2026-11-01T03:00:00Z"}))
+    assert released == [("ns", "nightly")]  # nothing recorded changed: the trigger is not told again
+
+    await controller.reconcile("MODIFIED", backfill_object({}))  # no progress recorded at all: all held
+    assert controller.holds(early) and controller.holds(late)
+    ready = {"observedGeneration": 1, "conditions": [{"type": "Ready", "status": "True"}]}
+    await controller.reconcile("MODIFIED", backfill_object(ready))  # done: nothing resumes it any more
+    assert not controller.holds(early) and not controller.holds(late)
+    await controller.reconcile("DELETED", backfill_object({}))
+    assert released[-1] == ("ns", "nightly") and not controller.holds(early)

@@ -10,7 +10,9 @@ it). The Runs carry the trigger's Run template plus the label `stargraph.io/back
 Progress lives in the Backfill's status: `lastSlotTime` is the newest fire whose Run exists, with every older one
 accounted in the counts (creations finishing out of order are accounted in fire order), and a restart (or a new
 leader) resumes after it. A Run created just before a crash, whose status write was lost, is found again and counted
-created because it carries the label. A Backfill that is Ready is done and never looked at again.
+created because it carries the label. So that one is there to be found, the trigger's history limits do not prune a
+Backfill's Run for a fire after the `lastSlotTime` its object holds (`holds`); the trigger is told when they may
+(`runs_released`). A Backfill that is Ready is done and never looked at again.
 
 `parallelism` bounds this Backfill's unfinished Runs (phase not Succeeded or Failed, whoever sets it: the Run's Job,
 or for a Run without a jobTemplate its executor). The trigger's `concurrencyPolicy` applies too: under Forbid or
@@ -26,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from asyncio import FIRST_COMPLETED
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +53,7 @@ from stargraph.models import describe_validation_error
 from stargraph.runs import (
     PermanentSinkError,
     RunIndex,
+    RunInfo,
     RunSubmitter,
     SchedulerStopped,
     SubmitResult,
@@ -105,10 +108,12 @@ class BackfillController:
         status: StatusWriter,
         events: EventRecorder,
         clock: Clock,
+        runs_released: Callable[[Key], None] = lambda trigger: None,
         leading: bool = True,
     ) -> None:
         self.leading = leading
         self._api = api
+        self._runs_released = runs_released
         self._scheduler = scheduler
         self._index = index
         self._runs = runs
@@ -154,6 +159,8 @@ class BackfillController:
         previous = self._bodies.get(key)
         if previous is not None:
             self._by_trigger.get(_trigger_key(previous), set()).discard(key)
+            if _recorded(previous) != _recorded(body):
+                self._runs_released(_trigger_key(body))
         self._bodies[key] = essentials(body)
         self._by_trigger.setdefault(_trigger_key(body), set()).add(key)
         if self.leading:
@@ -186,9 +193,24 @@ class BackfillController:
             return
         self._tasks[key] = (uid, asyncio.create_task(self._run(key, body), name=f"backfill {key[0]}/{key[1]}"))
 
+    def holds(self, run: RunInfo) -> bool:
+        """Whether this Run of a Backfill must not be pruned yet: its fire is after the progress the Backfill's
+        object records, so a restart would look for it."""
+        namespace = run.ref.namespace
+        made_by = self._runs.made_by(namespace, run.ref.name)
+        if made_by is None:
+            return False
+        for (where, name), body in self._bodies.items():
+            if where == namespace and label_value(name) == made_by:
+                done, last = _recorded(body)
+                fire = parse_time(run.scheduled_fire)
+                return not done and (last is None or fire is None or fire > last)
+        return False  # its Backfill is gone: nothing resumes it
+
     def _forget(self, key: Key) -> None:
         body = self._bodies.pop(key, None)
         if body is not None:
+            self._runs_released(_trigger_key(body))
             self._by_trigger.get(_trigger_key(body), set()).discard(key)
             self._progress.pop(body["metadata"]["uid"], None)
             self._done.discard(body["metadata"]["uid"])
@@ -470,6 +492,11 @@ def _finished(body: Mapping[str, Any]) -> bool:
     status = body.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or ())
     return ready and status.get("observedGeneration") == body["metadata"].get("generation", 1)
+
+
+def _recorded(body: Mapping[str, Any]) -> tuple[bool, datetime | None]:
+    """What the object records of the Backfill's progress: whether it is done, and its `lastSlotTime`."""
+    return _finished(body), parse_time((body.get("status") or {}).get("lastSlotTime"))
 
 
 def _from_status(body: Mapping[str, Any]) -> _Progress:

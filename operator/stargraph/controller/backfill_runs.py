@@ -26,6 +26,8 @@ class BackfillRuns:
     def __init__(self) -> None:
         self._unfinished: dict[tuple[str, str], dict[str, bool]] = {}
         """(namespace, label value) → Run name → whether it is unfinished."""
+        self._made_by: dict[tuple[str, str], str] = {}
+        """(namespace, Run name) → the label value of the Backfill that made it."""
         self._changed = asyncio.Event()
 
     def run_changed(self, change: str, body: Mapping[str, Any]) -> None:
@@ -33,17 +35,24 @@ class BackfillRuns:
         metadata = body["metadata"]
         backfill = (metadata.get("labels") or {}).get(LABEL_BACKFILL)
         if backfill is not None:
-            runs = self._unfinished.setdefault((metadata.get("namespace", ""), backfill), {})
+            namespace = metadata.get("namespace", "")
+            runs = self._unfinished.setdefault((namespace, backfill), {})
             if change == "DELETED":
                 runs.pop(metadata["name"], None)
+                self._made_by.pop((namespace, metadata["name"]), None)
             else:
                 runs[metadata["name"]] = (body.get("status") or {}).get("phase") not in FINISHED_PHASES
+                self._made_by[namespace, metadata["name"]] = backfill
         self._changed.set()
         self._changed = asyncio.Event()
 
     def created(self, namespace: str, backfill: str, run: str) -> None:
         """A Run this process just created: unfinished until the informer says otherwise."""
         self._unfinished.setdefault((namespace, label_value(backfill)), {}).setdefault(run, True)
+
+    def made_by(self, namespace: str, run: str) -> str | None:
+        """The label value of the Backfill that made this Run; None for a Run of no Backfill."""
+        return self._made_by.get((namespace, run))
 
     def ours(self, namespace: str, backfill: str, run: str) -> bool:
         return run in self._unfinished.get((namespace, label_value(backfill)), {})

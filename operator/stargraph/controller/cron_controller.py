@@ -29,7 +29,7 @@ from stargraph.controller.run_history import RunHistory
 from stargraph.controller.status_writer import StatusWriter
 from stargraph.fires.keys import trigger_id
 from stargraph.k8s.client import KubeClient
-from stargraph.runs import RunIndex, TriggerObject
+from stargraph.runs import RunIndex, RunInfo, TriggerObject
 from stargraph.triggers.cron import CronTriggerPlugin
 from stargraph.triggers.specs import CronSpec
 from stargraph.triggers.validation import check_cron_trigger
@@ -52,6 +52,7 @@ class CronController:
         events: EventRecorder,
         clock: Clock,
         runs_created: Callable[[], Awaitable[None]],
+        hold_run: Callable[[RunInfo], bool] = lambda run: False,
         leading: bool = True,
     ) -> None:
         self.leading = leading
@@ -65,7 +66,13 @@ class CronController:
         self.gate = ConcurrencyGate(api=api, index=index, events=events, triggers=self._triggers)
         self.reports = CronReports(plugin=plugin, status=status, events=events, triggers=self._triggers, clock=clock)
         self._history = RunHistory(
-            api=api, index=index, status=status, kind=CRON, triggers=self._triggers, runs_created=runs_created
+            api=api,
+            index=index,
+            status=status,
+            kind=CRON,
+            triggers=self._triggers,
+            runs_created=runs_created,
+            hold=hold_run,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -92,6 +99,10 @@ class CronController:
         for namespace, name in list(self._triggers):
             self._plugin.remove(trigger_id("cron", namespace, name))
         self._triggers.clear()
+
+    def runs_released(self, key: TriggerName) -> None:
+        """Runs of the trigger that were held back from pruning may be pruned now."""
+        self._history.mark(key)
 
     def reconcile(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         metadata = body["metadata"]

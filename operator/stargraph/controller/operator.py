@@ -314,6 +314,17 @@ def create_operator_app(config: OperatorConfig) -> App:
     @asynccontextmanager
     async def attach(state: AppState) -> AsyncIterator[None]:
         wiring.scheduler = state.scheduler
+        backfills = BackfillController(
+            api=wiring.api,
+            scheduler=state.scheduler,
+            index=wiring.index,
+            runs=wiring.backfill_runs,
+            status=wiring.status,
+            events=wiring.events,
+            clock=clock,
+            runs_released=lambda trigger: cron.runs_released(trigger),
+            leading=config.leader_election is None,
+        )
         cron = wiring.cron = CronController(
             api=wiring.api,
             plugin=_plugin(state, "cron", CronTriggerPlugin),
@@ -323,6 +334,7 @@ def create_operator_app(config: OperatorConfig) -> App:
             clock=clock,
             leading=config.leader_election is None,
             runs_created=wiring.runs_created,
+            hold_run=backfills.holds,
         )
         webhooks = wiring.webhooks = WebhookController(
             api=wiring.api,
@@ -333,16 +345,6 @@ def create_operator_app(config: OperatorConfig) -> App:
             metrics=state.metrics,
             index=wiring.index,
             runs_created=wiring.runs_created,
-        )
-        backfills = BackfillController(
-            api=wiring.api,
-            scheduler=state.scheduler,
-            index=wiring.index,
-            runs=wiring.backfill_runs,
-            status=wiring.status,
-            events=wiring.events,
-            clock=clock,
-            leading=config.leader_election is None,
         )
         await cron.start()
         await webhooks.start()

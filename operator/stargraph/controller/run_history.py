@@ -2,7 +2,9 @@
 pruned to the trigger's history limits (CronTriggers have them; WebhookTriggers keep every Run).
 
 The Run index says which triggers' Runs changed; the work is done in one background task, after a burst of fires
-has been created (a burst marks its triggers one Run at a time: they are tidied all at once, afterwards).
+has been created (a burst marks its triggers one Run at a time: they are tidied all at once, afterwards). A Run
+beyond the limits that something still needs (`hold`: a Backfill whose status does not record it yet) is kept until
+that changes and the trigger is marked again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from stargraph.controller.cron_state import TriggerName, fmt
 from stargraph.controller.status_writer import StatusWriter, yield_to_runs
 from stargraph.k8s.client import KubeClient
 from stargraph.k8s.errors import KubeError, NotFound
-from stargraph.runs import RunIndex, TriggerKey, active_run_names, beyond_history_limits, last_success
+from stargraph.runs import RunIndex, RunInfo, TriggerKey, active_run_names, beyond_history_limits, last_success
 from stargraph.runs.kube_sink import runs_path
 from stargraph.triggers.kinds import TriggerKind
 
@@ -64,8 +66,10 @@ class RunHistory:
         kind: TriggerKind,
         triggers: Mapping[TriggerName, HistoryState],
         runs_created: Callable[[], Awaitable[None]],
+        hold: Callable[[RunInfo], bool] = lambda run: False,
     ) -> None:
         self._api = api
+        self._hold = hold
         self._index = index
         self._status = status
         self._kind = kind
@@ -129,5 +133,7 @@ class RunHistory:
         if limits is None:
             return
         for run in beyond_history_limits(runs, succeeded=limits[0], failed=limits[1]):
+            if self._hold(run):
+                continue
             with contextlib.suppress(NotFound):
                 await self._api.delete(runs_path(run.ref.namespace, run.ref.name), propagation_policy="Background")
