@@ -37,8 +37,11 @@ __all__ = [
     "patch",
     "patch_status",
     "put_secret",
+    "recorded_statuses",
+    "replay",
     "runs_per_fire",
     "runs_resource_version",
+    "squatter",
     "webhook_trigger",
 ]
 
@@ -63,6 +66,20 @@ def webhook_trigger(name: str, secret: str, **spec: Any) -> dict[str, Any]:
         "kind": "WebhookTrigger",
         "metadata": {"name": name},
         "spec": {"secretRef": {"name": secret}, **spec},
+    }
+
+
+def squatter(name: str) -> dict[str, Any]:
+    """A Run someone else made: another idempotency key, no owner; it happens to have the name of a future fire."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Run",
+        "metadata": {"name": name, "annotations": {f"{GROUP}/idempotency-key": "someone-elses-key"}},
+        "spec": {
+            "triggerRef": {"kind": "CronTrigger", "name": "someone-else"},
+            "source": "manual",
+            "scheduledFire": "2026-01-01T00:00:00Z",
+        },
     }
 
 
@@ -130,37 +147,35 @@ def runs_resource_version(api: ApiClient, namespace: str) -> str:
     return cast(str, listing["metadata"]["resourceVersion"])  # type: ignore[index]
 
 
-def added_runs(api: ApiClient, namespace: str, resource_version: str, seconds: int) -> list[dict[str, Any]]:
-    """Every Run added after `resource_version`, watched for `seconds`: even one deleted again at once."""
-    added: list[dict[str, Any]] = []
-    stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-        CustomObjectsApi(api).list_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        "runs",
-        resource_version=resource_version,
-        timeout_seconds=seconds,
-    )
-    for event in stream:
-        if event["type"] == "ADDED":
-            added.append(cast(dict[str, Any], event["object"]))
-    return added
-
-
-def recorded_statuses(api: ApiClient, namespace: str, plural: str, name: str, since: str) -> list[dict[str, Any]]:
-    """Every status the object had after resourceVersion `since`, in the order the apiserver recorded them."""
+def replay(
+    api: ApiClient, namespace: str, plural: str, resource_version: str, *, seconds: int, **params: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """Every (event type, object) of `plural` after `resource_version`, in the apiserver's order, watched for
+    `seconds`: what happened, even to objects changed or deleted again at once."""
     stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
         CustomObjectsApi(api).list_namespaced_custom_object,
         GROUP,
         VERSION,
         namespace,
         plural,
-        resource_version=since,
-        timeout_seconds=1,
-        field_selector=f"metadata.name={name}",
+        resource_version=resource_version,
+        timeout_seconds=seconds,
+        **params,
     )
-    return [dict(event["object"].get("status") or {}) for event in stream if event["type"] != "DELETED"]
+    return [(event["type"], cast(dict[str, Any], event["object"])) for event in stream]
+
+
+def added_runs(api: ApiClient, namespace: str, resource_version: str, seconds: int) -> list[dict[str, Any]]:
+    """Every Run added after `resource_version`, watched for `seconds`: even one deleted again at once."""
+    return [
+        run for change, run in replay(api, namespace, "runs", resource_version, seconds=seconds) if change == "ADDED"
+    ]
+
+
+def recorded_statuses(api: ApiClient, namespace: str, plural: str, name: str, since: str) -> list[dict[str, Any]]:
+    """Every status the object had after resourceVersion `since`, in the order the apiserver recorded them."""
+    changes = replay(api, namespace, plural, since, seconds=1, field_selector=f"metadata.name={name}")
+    return [dict(obj.get("status") or {}) for change, obj in changes if change != "DELETED"]
 
 
 def put_secret(api: ApiClient, namespace: str, name: str, data: Mapping[str, str]) -> None:

@@ -11,10 +11,9 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from kubernetes import watch
 from kubernetes.client import ApiClient, CustomObjectsApi
 
 from stargraph.api.v1alpha1 import GROUP, VERSION
@@ -35,6 +34,7 @@ from tests.e2e.kube import (
     get,
     list_runs,
     patch_status,
+    replay,
     runs_per_fire,
     runs_resource_version,
 )
@@ -123,19 +123,8 @@ def most_unfinished_at_once(api: ApiClient, namespace: str, name: str, since: st
     """The largest number of the Backfill's Runs unfinished at once, in the order the apiserver recorded events."""
     phases: dict[str, bool] = {}
     most = 0
-    stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-        CustomObjectsApi(api).list_namespaced_custom_object,
-        GROUP,
-        VERSION,
-        namespace,
-        "runs",
-        resource_version=since,
-        timeout_seconds=2,
-        label_selector=f"{LABEL_BACKFILL}={name}",
-    )
-    for event in stream:
-        run = cast(dict[str, Any], event["object"])
-        if event["type"] == "DELETED":
+    for change, run in replay(api, namespace, "runs", since, seconds=2, label_selector=f"{LABEL_BACKFILL}={name}"):
+        if change == "DELETED":
             phases.pop(run["metadata"]["name"], None)
         else:
             phases[run["metadata"]["name"]] = (run.get("status") or {}).get("phase") not in ("Succeeded", "Failed")

@@ -33,6 +33,7 @@ from tests.e2e.kube import (
     parse_time,
     patch,
     put_secret,
+    squatter,
     webhook_trigger,
 )
 from tests.support.controlplane import KubeCluster
@@ -60,20 +61,6 @@ def runs_by_fire(api: ApiClient, namespace: str, trigger: str) -> dict[datetime,
         fire_of(run): run["metadata"]["name"]
         for run in list_runs(api, namespace)
         if run["metadata"].get("labels", {}).get(f"{GROUP}/trigger") == trigger
-    }
-
-
-def squatter(name: str) -> dict[str, Any]:
-    """An object someone else made that happens to hold the name of a future fire's Run."""
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Run",
-        "metadata": {"name": name, "annotations": {f"{GROUP}/idempotency-key": "someone-elses-key"}},
-        "spec": {
-            "triggerRef": {"kind": "CronTrigger", "name": "other"},
-            "source": "manual",
-            "scheduledFire": "2026-01-01T00:00:00Z",
-        },
     }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +21,7 @@ from stargraph.api.v1alpha1 import GROUP, VERSION
 from stargraph.fires.keys import cron_idempotency_key, format_fire_time, trigger_id
 from stargraph.runs.naming import run_name
 from tests.e2e.conftest import Operators
-from tests.e2e.kube import create, cron_trigger, every, list_runs, parse_time, runs_per_fire
+from tests.e2e.kube import create, cron_trigger, every, list_runs, parse_time, runs_per_fire, squatter
 from tests.support.fault_proxy import FaultProxy
 from tests.support.operator import OperatorProcess, eventually
 
@@ -80,20 +79,6 @@ def test_429_500_reset_and_a_lost_answer_on_run_creates_never_duplicate_a_run(
     assert metric(operator, "stargraph_dedupes_total", stage="sink") >= settled_before + 1
 
 
-def squatter(namespace: str, name: str) -> dict[str, Any]:
-    """A Run someone else made: another idempotency key, no owner; it happens to have the name of a future fire."""
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "Run",
-        "metadata": {"name": name, "annotations": {f"{GROUP}/idempotency-key": "someone-elses-key"}},
-        "spec": {
-            "triggerRef": {"kind": "CronTrigger", "name": "someone-else"},
-            "source": "manual",
-            "scheduledFire": "2026-01-01T00:00:00Z",
-        },
-    }
-
-
 def test_an_object_holding_a_runs_name_is_reported_and_never_adopted(
     proxy: FaultProxy, operator: OperatorProcess, kube_api: ApiClient, namespace: str
 ) -> None:
@@ -103,7 +88,7 @@ def test_an_object_holding_a_runs_name_is_reported_and_never_adopted(
     key = cron_idempotency_key(trigger_id("cron", namespace, "squatted"), target)
     name = run_name(trigger_name="squatted", idempotency_key=key)
     objects = CustomObjectsApi(kube_api)
-    before = objects.create_namespaced_custom_object(GROUP, VERSION, namespace, "runs", squatter(namespace, name))
+    before = objects.create_namespaced_custom_object(GROUP, VERSION, namespace, "runs", squatter(name))
     create(kube_api, namespace, cron_trigger("squatted", f"*/{SLOT} * * * * *", startingDeadlineSeconds=60))
 
     def conflict_event() -> bool:

@@ -22,7 +22,7 @@ from stargraph.models import FieldError
 from stargraph.serve.admission import MAX_REVIEW_BYTES, create_admission_app
 from stargraph.serve.server import serving_tls
 from stargraph.serve.tls import ReloadingCertificate
-from stargraph.triggers.validation import SPEC_CHECKS, check_cron_trigger, check_webhook_trigger, errors_only
+from stargraph.triggers.validation import SPEC_CHECKS, SpecCheck, check_cron_trigger, check_webhook_trigger
 from tests.support.certs import CertAuthority
 
 CRON = {"group": "stargraph.io", "version": "v1alpha1", "kind": "CronTrigger"}
@@ -169,11 +169,15 @@ async def test_other_kinds_groups_and_operations_are_allowed() -> None:
     assert (await answer(deleting))["allowed"] is True
 
 
-async def test_a_kind_whose_check_returns_field_errors_is_one_registry_entry() -> None:
-    def backfill_errors(spec: Mapping[str, Any]) -> list[FieldError]:
-        return [] if spec.get("from") else [FieldError("spec.from", "required")]
+async def test_a_kind_is_checked_by_its_registry_entry() -> None:
+    def backfill_check(spec: Mapping[str, Any]) -> SpecCheck[Any]:
+        return (
+            SpecCheck(spec=spec)
+            if spec.get("from")
+            else SpecCheck(spec=None, errors=(FieldError("spec.from", "required"),))
+        )
 
-    checks = {**SPEC_CHECKS, "Backfill": errors_only(backfill_errors)}
+    checks = {**SPEC_CHECKS, "Backfill": backfill_check}
     kind = {**CRON, "kind": "Backfill"}
     refused = await answer(review({}, kind=kind), checks=checks)
     assert refused["allowed"] is False and refused["status"]["message"] == "spec.from: required"

@@ -15,9 +15,12 @@ import re
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stargraph.cli.common import UsageError, add_kubeconfig_arguments, fail, parse_target
+from stargraph.cli.common import UsageError, add_kubeconfig_arguments, fail, kube_credentials, parse_target
+
+if TYPE_CHECKING:
+    from stargraph.models import FieldError
 
 __all__ = ["register"]
 
@@ -55,6 +58,7 @@ def _spec(args: argparse.Namespace, kind: str, trigger: str) -> dict[str, Any]:
     from pydantic import ValidationError
 
     from stargraph.api.v1alpha1 import BackfillSpec
+    from stargraph.models import field_errors
     from stargraph.triggers.backfill import spec_errors
 
     start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
@@ -69,15 +73,13 @@ def _spec(args: argparse.Namespace, kind: str, trigger: str) -> dict[str, Any]:
     try:
         errors = spec_errors(BackfillSpec.model_validate(body))
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = "spec." + ".".join(str(part) for part in error["loc"])
-        raise UsageError(f"{_FLAGS.get(field, field)}: {error['msg']}") from exc
+        errors = field_errors(exc, prefix="spec")
     if errors:
         raise UsageError(_flag_error(errors[0]))
     return body
 
 
-def _flag_error(error: Any) -> str:
+def _flag_error(error: FieldError) -> str:
     """A `FieldError` as the CLI says it: the flag instead of the field."""
     return f"{_FLAGS.get(error.field, error.field)}: {error.message}"
 
@@ -96,7 +98,7 @@ async def _create(args: argparse.Namespace, name: str, spec: dict[str, Any]) -> 
     from stargraph.api.v1alpha1 import BackfillSpec, CronTriggerSpec
     from stargraph.controller.backfill_controller import BACKFILL
     from stargraph.controller.kinds import CRON
-    from stargraph.k8s import Conflict, KubeClient, KubeError, NotFound, load_credentials, path
+    from stargraph.k8s import Conflict, KubeClient, KubeError, NotFound, path
     from stargraph.triggers.backfill import plan_backfill
 
     namespace = args.namespace
@@ -104,8 +106,8 @@ async def _create(args: argparse.Namespace, name: str, spec: dict[str, Any]) -> 
     trigger_path = path(
         group=CRON.group, version=CRON.version, plural=CRON.plural, namespace=namespace, name=spec["triggerRef"]["name"]
     )
+    credentials = kube_credentials(args)
     try:
-        credentials = load_credentials(kubeconfig=args.kubeconfig, context=args.context)
         async with KubeClient(credentials) as api:
             trigger: CronTriggerSpec | None = None
             if spec["triggerRef"]["kind"] == CRON.kind:

@@ -51,7 +51,7 @@ def _cron(trigger: Mapping[str, Any], status: Mapping[str, Any], *, next_fires: 
 
     from stargraph.api.v1alpha1 import CronTriggerSpec
     from stargraph.models import describe_validation_error
-    from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError
+    from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError, trigger_schedule
 
     try:
         spec = CronTriggerSpec.model_validate(trigger.get("spec") or {})
@@ -59,7 +59,7 @@ def _cron(trigger: Mapping[str, Any], status: Mapping[str, Any], *, next_fires: 
         return _fields([("Spec", f"invalid: {describe_validation_error(exc)}")])
     schedule: CronSchedule | None = None
     try:
-        schedule = CronSchedule.parse(spec.schedule, spec.time_zone)
+        schedule = trigger_schedule(spec)
         words = schedule.explain()
     except ScheduleError as exc:
         words = f"invalid: {exc}"

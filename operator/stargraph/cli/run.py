@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from stargraph.cli.common import UsageError, add_kubeconfig_arguments, fail, parse_target
+from stargraph.cli.common import UsageError, add_kubeconfig_arguments, fail, kube_credentials, parse_target
 
 __all__ = ["register"]
 
@@ -69,7 +69,7 @@ async def _run_via_kubeconfig(args: argparse.Namespace, body: dict[str, Any], ke
     from pydantic import ValidationError
 
     from stargraph.controller.kinds import BUILT_IN_KINDS
-    from stargraph.k8s import KubeClient, KubeError, load_credentials
+    from stargraph.k8s import KubeClient, KubeError
     from stargraph.models import describe_validation_error
     from stargraph.runs import PermanentSinkError, RunIndex, RunRequest, payload_sha256
     from stargraph.runs.kube_sink import KubeRunSink
@@ -80,8 +80,8 @@ async def _run_via_kubeconfig(args: argparse.Namespace, body: dict[str, Any], ke
     except ValidationError as exc:
         raise UsageError(describe_validation_error(exc)) from exc
     event = manual_event(request, idempotency_key=key, now=datetime.now(UTC))
+    credentials = kube_credentials(args)
     try:
-        credentials = load_credentials(kubeconfig=args.kubeconfig, context=args.context)
         async with KubeClient(credentials) as api:
             result = await KubeRunSink(api, RunIndex(), kinds=BUILT_IN_KINDS).create(RunRequest(event=event))
     except PermanentSinkError as exc:

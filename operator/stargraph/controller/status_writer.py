@@ -69,8 +69,8 @@ class StatusWriter:
         self._pending: dict[ObjectKey, dict[str, Any]] = {}
         self._inflight: set[ObjectKey] = set()  # one write per object at a time, so an older one never lands last
         self._idle = Idle()
-        self._dropped: dict[str, int] = {}
-        """How often each plural's writes were dropped: a write under way when that happens stops retrying."""
+        self._dropped: dict[tuple[str, str], int] = {}
+        """How often each (group, plural)'s writes were dropped: a write under way when that happens stops retrying."""
         self._attempts = attempts
         self._pool: WorkerPool[ObjectKey] = WorkerPool(self._handle, workers=workers, name="status-writer")
 
@@ -112,7 +112,7 @@ class StatusWriter:
         for key in dropped:
             del self._pending[key]
         for plural in plurals:
-            self._dropped[plural] = self._dropped.get(plural, 0) + 1
+            self._dropped[group, plural] = self._dropped.get((group, plural), 0) + 1
         self._check_idle()
         return len(dropped)
 
@@ -146,8 +146,8 @@ class StatusWriter:
         group, version, plural, namespace, name = key
         target = path(group=group, version=version, plural=plural, namespace=namespace, name=name, subresource="status")
         loop = asyncio.get_running_loop()
-        give_up, attempt, dropped = loop.time() + RETRY_SECONDS, 0, self._dropped.get(plural, 0)
-        while self._dropped.get(plural, 0) == dropped:
+        give_up, attempt, dropped = loop.time() + RETRY_SECONDS, 0, self._dropped.get((group, plural), 0)
+        while self._dropped.get((group, plural), 0) == dropped:
             attempt += 1
             try:
                 await self._api.patch(target, {"status": status})

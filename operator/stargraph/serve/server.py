@@ -152,17 +152,23 @@ class LimitedH11Protocol(H11Protocol):
         self.transport.close()
 
 
+_LIMITED: dict[str, Any] = {
+    "http": LimitedH11Protocol,
+    "ws": "none",  # no route speaks WebSocket: an Upgrade header is an ordinary request
+    "h11_max_incomplete_event_size": HTTP_LIMITS.max_head_bytes,
+    "timeout_keep_alive": HTTP_LIMITS.keep_alive_timeout,
+    "log_config": None,
+}
+"""The uvicorn settings every server of the process shares: the limits of `HTTP_LIMITS`, our logging."""
+
+
 def serve(app: ASGIApp, *, host: str, port: int, drain_seconds: int | None = None, access_log: bool) -> None:
     """Serve `app` until SIGINT/SIGTERM, with the limits of `HTTP_LIMITS`; `drain_seconds` bounds the shutdown."""
     uvicorn.run(
         app,
         host=host,
         port=port,
-        http=LimitedH11Protocol,
-        ws="none",  # no route speaks WebSocket: an Upgrade header is an ordinary request
-        h11_max_incomplete_event_size=HTTP_LIMITS.max_head_bytes,
-        timeout_keep_alive=HTTP_LIMITS.keep_alive_timeout,
-        log_config=None,
+        **_LIMITED,
         lifespan="on",
         access_log=access_log,
         timeout_graceful_shutdown=drain_seconds,
@@ -196,11 +202,7 @@ async def serving_tls(app: ASGIApp, *, host: str, port: int, context: ssl.SSLCon
         app,
         host=host,
         port=port,
-        http=LimitedH11Protocol,
-        ws="none",
-        h11_max_incomplete_event_size=HTTP_LIMITS.max_head_bytes,
-        timeout_keep_alive=HTTP_LIMITS.keep_alive_timeout,
-        log_config=None,
+        **_LIMITED,
         lifespan="off",
         access_log=False,
         ssl_context_factory=lambda config, default: context,

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from stargraph.api.v1alpha1 import MAX_BACKFILL_RUNS, BackfillSpec, CronTriggerSpec
 from stargraph.models import FieldError
-from stargraph.triggers.cron_schedule import CronSchedule, DaylightSaving, ScheduleError
+from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError, trigger_schedule
 
 __all__ = [
     "BACKFILL_KIND",
@@ -102,11 +102,7 @@ def plan_backfill(spec: BackfillSpec, *, trigger: CronTriggerSpec | None, create
             ]
         )
     try:
-        daylight_saving = DaylightSaving(
-            repeated_time=trigger.daylight_saving.repeated_time.value,
-            skipped_time=trigger.daylight_saving.skipped_time.value,
-        )
-        schedule = CronSchedule.parse(trigger.schedule, trigger.time_zone, daylight_saving=daylight_saving)
+        schedule = trigger_schedule(trigger)
     except ScheduleError as exc:
         return BackfillPlan(
             errors=[

@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 from stargraph.api.cron_syntax import CronSyntaxError, cronsim_expression
+from stargraph.api.v1alpha1 import CronTriggerSpec
 from stargraph.errors import StargraphError
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "SkippedTime",
     "fire_times",
     "plan_catch_up",
+    "trigger_schedule",
 ]
 
 RepeatedTime = Literal["Once", "Both"]
@@ -210,6 +212,15 @@ def _gap_end(zone: ZoneInfo, wall: datetime) -> datetime:
         else:
             after = middle
     return datetime.fromtimestamp(after, UTC)
+
+
+def trigger_schedule(spec: CronTriggerSpec) -> CronSchedule:
+    """A CronTrigger's schedule as the operator fires it: expression, time zone and daylightSaving policy (raises
+    `ScheduleError` naming the field)."""
+    policy = DaylightSaving(
+        repeated_time=spec.daylight_saving.repeated_time.value, skipped_time=spec.daylight_saving.skipped_time.value
+    )
+    return CronSchedule.parse(spec.schedule, spec.time_zone, daylight_saving=policy)
 
 
 def fire_times(schedule: CronSchedule, *, start: datetime, end: datetime, limit: int | None = None) -> list[datetime]:

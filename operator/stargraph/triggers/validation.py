@@ -7,8 +7,7 @@ the apiserver.
 
 A check takes an object's `spec` and returns a `SpecCheck`: the parsed spec when it is usable, the `FieldError`s
 when it is not (each naming its field and the Stalled reason), and warnings about fields that are accepted but do
-nothing. `SPEC_CHECKS` is the registry admission consults, by kind; a kind whose check is a plain function
-returning field errors joins it through `errors_only`.
+nothing. `SPEC_CHECKS` is the registry admission consults, by kind.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from stargraph.api.v1alpha1 import (
 from stargraph.models import FieldError, field_errors
 from stargraph.runs.jobs import run_template_errors
 from stargraph.triggers.backfill import spec_errors
-from stargraph.triggers.cron_schedule import CronSchedule, ScheduleError
+from stargraph.triggers.cron_schedule import ScheduleError, trigger_schedule
 from stargraph.triggers.signatures import DEFAULT_SIGNATURE_HEADER, scheme_headers
 from stargraph.triggers.webhook import PASSED_BODY_MAX
 
@@ -43,7 +42,6 @@ __all__ = [
     "check_backfill",
     "check_cron_trigger",
     "check_webhook_trigger",
-    "errors_only",
 ]
 
 
@@ -74,15 +72,6 @@ Check = Callable[[Mapping[str, Any]], SpecCheck[Any]]
 """What admission calls with an object's `spec`."""
 
 
-def errors_only(check: Callable[[Mapping[str, Any]], Iterable[FieldError]]) -> Check:
-    """A registry entry for a pure function that returns field errors (and has no spec or warnings to offer)."""
-
-    def checked(spec: Mapping[str, Any]) -> SpecCheck[Any]:
-        return SpecCheck(spec=None, errors=tuple(check(spec)))
-
-    return checked
-
-
 def _parse(model: type[ModelT], spec: Mapping[str, Any]) -> SpecCheck[ModelT]:
     try:
         return SpecCheck(spec=model.model_validate(spec))
@@ -107,7 +96,7 @@ def check_cron_trigger(spec: Mapping[str, Any]) -> SpecCheck[CronTriggerSpec]:
     cron = parsed.spec
     errors: list[FieldError] = []
     try:
-        CronSchedule.parse(cron.schedule, cron.time_zone)
+        trigger_schedule(cron)
     except ScheduleError as exc:
         errors.append(FieldError(f"spec.{exc.field}", exc.message, reason=exc.reason))
     errors += run_template_errors(cron.run_template)
